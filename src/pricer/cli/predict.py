@@ -1,0 +1,6 @@
+"""`pricer predict` (issue 6)."""
+
+
+def predict() -> None:
+    """Predict prices with a (fine-tuned) model."""
+    raise NotImplementedError

@@ -1,0 +1,27 @@
+from pricer.data.items import read_items
+from pricer.data.prompts import PRICE_PREFIX, QUESTION, as_test_prompt, description, train_prompt
+from pricer.models.load import load_model
+
+from conftest import AMAZON_TEST
+
+
+def test_prompts_are_the_reference_format():
+    full = train_prompt("Widget\nA fine widget", 12.6)
+    assert full == f"{QUESTION}\n\nWidget\nA fine widget\n\nPrice is $13.00"
+    assert as_test_prompt(full).endswith(PRICE_PREFIX)
+    assert as_test_prompt("Widget") == as_test_prompt(as_test_prompt("Widget"))
+    assert description(full) == "Widget\nA fine widget"
+
+
+def test_read_items_from_jsonl_builds_test_prompts():
+    items = read_items(AMAZON_TEST)
+    assert len(items) == 748
+    assert all(item.prompt.startswith(QUESTION) and item.prompt.endswith(PRICE_PREFIX) for item in items)
+    assert items[0].price == 170.99
+
+
+def test_default_model_loads_and_writes_digits(default_model_dir):
+    model, tokenizer = load_model("default", precision="fp32")
+    assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
+    ids = tokenizer("123", add_special_tokens=False).input_ids
+    assert len(ids) == 3  # digit-by-digit tokenizer
