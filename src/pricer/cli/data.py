@@ -1,6 +1,139 @@
-"""`pricer data`: curate listings into prompts (issue 2)."""
+"""`pricer data`: curate listings into the reference's prompts (issue 2)."""
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from pricer.errors import PricerError
+
+console = Console()
 
 
-def data() -> None:
-    """Curate product listings into the reference's prompts."""
-    raise NotImplementedError
+def data(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the data set to.")],
+    inputs: Annotated[Optional[list[Path]], typer.Option(
+        "--input", "-i", help="A raw_meta_<Category> .jsonl(.gz), or a .jsonl/.csv/.parquet of "
+        "your own listings. Repeat for several files.")] = None,
+    hub: Annotated[Optional[list[str]], typer.Option(
+        help="Stream Amazon Reviews 2023 raw_meta_<CATEGORY> from the Hub (online). Repeatable.")
+    ] = None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Build the offline demo catalog (53,940 real diamonds).")] = False,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", "-f", help="amazon-raw | jsonl | csv | parquet (default: from the name).")
+    ] = None,
+    text_column: Annotated[Optional[list[str]], typer.Option(
+        help="Text column(s) of your file; several (repeat or comma-separate) are joined with "
+        "newlines, the first being the title line. Default: text.")] = None,
+    price_column: Annotated[str, typer.Option(help="Price column of your file.")] = "price",
+    category_column: Annotated[Optional[str], typer.Option(
+        help="Category column of your file (optional).")] = None,
+    category: Annotated[Optional[str], typer.Option(
+        help="One category for all items (default: from a raw_meta_<Category> file name, "
+        "else the record's main_category).")] = None,
+    train_size: Annotated[Optional[int], typer.Option(
+        help="Training items (reference 400,000; demo 4,000).")] = None,
+    test_size: Annotated[Optional[int], typer.Option(
+        help="Test items (reference 2,000; demo 500).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of balancing and split.")] = 42,
+    balance: Annotated[bool, typer.Option(help="Balance prices as the reference.")] = True,
+    bucket_cap: Annotated[Optional[int], typer.Option(
+        help="Items per $1 price bucket under $240 (default: 1200 scaled to the sizes).")] = None,
+    min_price: Annotated[float, typer.Option(help="Lowest price kept.")] = 0.5,
+    max_price: Annotated[float, typer.Option(help="Highest price kept.")] = 999.49,
+    min_chars: Annotated[int, typer.Option(help="Contents must be longer than this.")] = 300,
+    min_tokens: Annotated[int, typer.Option(help="Text must have more tokens than this.")] = 150,
+    max_tokens: Annotated[int, typer.Option(help="Text is cut to this many tokens.")] = 160,
+    model: Annotated[str, typer.Option(
+        help="Base model whose tokenizer counts tokens ('default', a folder or a Hub id).")
+    ] = "default",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    chunk_size: Annotated[int, typer.Option(help="Records per chunk.")] = 1000,
+    push_to_hub: Annotated[Optional[str], typer.Option(
+        help="Also upload the data set to this Hub repo (online, needs a token).")] = None,
+) -> None:
+    """Curate product listings into the reference's prompts: price filter, scrubbing, token
+    rule, balancing, train/test split. Writes a DatasetDict and OUT/report.json."""
+    from pricer.data import balance as balancing
+    from pricer.data import pipeline, store
+    from pricer.data.curate import REFERENCE, USER
+
+    store.check_out(out)  # before any long work
+    if demo:
+        if inputs or hub:
+            raise PricerError("--demo builds its own data; leave out --input/--hub")
+        from pricer.data.demo import build_demo_catalog
+
+        path = build_demo_catalog(out, train_size=4000 if train_size is None else train_size,
+                                  test_size=500 if test_size is None else test_size, seed=seed,
+                                  tokenizer=model, show=True)
+        _finish(store.read_report(path), path, push_to_hub)
+        return
+    if not inputs and not hub:
+        raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
+    if min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1:
+        raise PricerError("impossible settings: check price/token bounds, workers, chunk size")
+    if (train_size or 0) < 0 or (test_size or 0) < 0:
+        raise PricerError("--train-size and --test-size must be >= 0")
+    columns = [c.strip() for col in (text_column or ["text"]) for c in col.split(",") if c.strip()]
+    if not columns:
+        raise PricerError("--text-column needs a column name")
+    numbers = dict(min_price=min_price, max_price=max_price, min_chars=min_chars,
+                   min_tokens=min_tokens, max_tokens=max_tokens)
+    from pricer.models.load import load_tokenizer
+
+    try:  # once, here: forked workers inherit it; a bad name fails early with one line
+        tokenizer = load_tokenizer(model)
+    except PricerError:
+        raise
+    except Exception as e:
+        raise PricerError(f"cannot load the tokenizer of '{model}': {e}") from None
+
+    items, read, dropped, formats, user = [], 0, Counter(), [], False
+    for source in [*(inputs or []), *(hub or [])]:
+        is_hub = isinstance(source, str)
+        base = REFERENCE if is_hub or (fmt or _guess(source, columns[0])) == "amazon-raw" else USER
+        got, n, why, used = pipeline.curate_source(
+            None if is_hub else source, fmt, hub_category=source if is_hub else None,
+            settings=replace(base, **numbers), tokenizer=tokenizer, text_columns=columns,
+            price_column=price_column, category_column=category_column, category=category,
+            workers=workers, chunk_size=chunk_size)
+        items += got
+        read += n
+        dropped.update(why)
+        formats.append(used)
+        user = user or base is USER
+    sizes = balancing.BalanceSettings(
+        train_size=400_000 if train_size is None else train_size,
+        test_size=2_000 if test_size is None else test_size,
+        bucket_cap=bucket_cap, seed=seed, balance=balance)
+    names = [str(p) for p in inputs or []] + [f"hub:raw_meta_{c}" for c in hub or []]
+    report = pipeline.make_dataset(
+        items, read, dropped, out, balance=sizes, settings=replace(USER if user else REFERENCE,
+                                                                   **numbers),
+        source=", ".join(names), fmt=",".join(dict.fromkeys(formats)), show=True)
+    _finish(report, Path(out), push_to_hub)
+
+
+def _guess(path: Path, text_column: str) -> str | None:
+    from pricer.data.sources import detect_format
+
+    return detect_format(path, text_column) if path.is_file() else None
+
+
+def _finish(report: dict, path: Path, push_to_hub: str | None) -> None:
+    if report["read"] == 0:
+        console.print("[yellow]read 0 records: the input is empty[/]")
+    elif report["kept"] == 0:
+        console.print("[yellow]no item survived curation: see the drop reasons above[/]")
+    console.print(f"[green]saved[/] {report['kept']:,} items to {path} (report: "
+                  f"{path / 'report.json'})", soft_wrap=True)
+    if push_to_hub:
+        from pricer.data import store
+
+        url = store.push_to_hub(store.load(path), push_to_hub)
+        console.print(f"[green]pushed[/] to {url}")

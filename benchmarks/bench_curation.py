@@ -1,0 +1,81 @@
+"""Curation speed: raw Amazon lines per second with the default tokenizer.
+
+We have only six real raw records, so the benchmark file is made of real listings: each of the
+14,326 items of ../shared/data/amazon-pricer/train.jsonl becomes a raw record (title = its first
+line, description = the rest, its price as a string) that borrows the other fields (images,
+videos, categories, details...) of one of the six real raw records in turn, so lines have the
+real size (~3.5 kB) and layout. Every line has a price, the worst case (unpriced lines are cheap).
+
+    .venv/bin/python benchmarks/bench_curation.py [--lines 20000] [--workers 2]
+
+Runs one process (baseline) and `--workers` processes on the same file, and prints both rates:
+wall-clock lines/s, and CPU seconds per line (this process + its workers), which says what the
+cores can do when the machine is shared and wall-clock time is not ours alone.
+"""
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from itertools import cycle
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def make_raw_file(path: Path, lines: int) -> None:
+    raw = [json.loads(line) for line in
+           (DATA / "amazon-raw-sample" / "raw_meta_jsonl_format.jsonl").read_text().splitlines()]
+    items = [json.loads(line) for line in
+             (DATA / "amazon-pricer" / "train.jsonl").read_text().splitlines()]
+    with open(path, "w") as f:
+        for n, item, shape in zip(range(lines), cycle(items), cycle(raw)):
+            title, _, rest = item["text"].partition("\n")
+            record = dict(shape, title=title, description=[rest], features=[],
+                          price=str(item["price"]), parent_asin=f"B{n:09d}")
+            f.write(json.dumps(record) + "\n")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished child processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from pricer.data import pipeline
+    from pricer.models.load import load_tokenizer
+
+    tokenizer = load_tokenizer("default")  # warm: counted in neither run
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "raw_meta_Bench.jsonl"
+        make_raw_file(path, args.lines)
+        size = path.stat().st_size
+        print(f"{args.lines:,} raw lines, {size / 1e6:.1f} MB ({size / args.lines:,.0f} B/line)")
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        rates = {}
+        for workers in (1, args.workers):
+            start, cpu = time.perf_counter(), cpu_seconds()
+            items, read, dropped, _ = pipeline.curate_source(
+                path, "amazon-raw", tokenizer=tokenizer if workers == 1 else "default",
+                workers=workers, progress=False)
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+            rates[workers] = read / seconds
+            print(f"workers={workers}: {read:,} read, {len(items):,} kept, "
+                  f"{dict((k, v) for k, v in dropped.items() if v)} in {seconds:.1f} s "
+                  f"-> {rates[workers]:,.0f} raw lines/s; {1000 * cpu / read:.2f} CPU ms/line "
+                  f"(= {read / cpu:,.0f} lines per CPU-second)")
+        print(f"speed-up {args.workers} workers vs 1: {rates[args.workers] / rates[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Balancing and the train/test split, as the reference (price-is-right.md, section 1).
+
+Balance: bucket items by round(price) for $1..$999 (and beyond, when the price bounds allow);
+keep every item from $240 up and every bucket of at most `bucket_cap` items; sample larger
+buckets down to the cap, weight 1 for Automotive and 5 for the others (numpy seed 42).
+Split: random.seed(42), shuffle, train = first N, test = next M.
+
+Small data: the reference's cap (1,200 a bucket) was set for 400,000 + 2,000 items. Unless a cap
+is given, it scales with the requested size: cap = ceil(1200 * (N + M) / 402,000), so the share
+of cheap items stays the reference's (N + M = 402,000 gives exactly 1,200).
+"""
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+REFERENCE_SIZE = 400_000 + 2_000
+
+
+@dataclass
+class BalanceSettings:
+    train_size: int = 400_000
+    test_size: int = 2_000
+    bucket_cap: int | None = None       # None: 1200 scaled to train_size + test_size
+    reference_cap: int = 1200
+    keep_from: float = 240              # buckets at or above this price are kept whole
+    weights: dict = field(default_factory=lambda: {"Automotive": 1})
+    default_weight: float = 5
+    seed: int = 42
+    balance: bool = True
+
+    def cap(self) -> int:
+        if self.bucket_cap is not None:
+            return self.bucket_cap
+        total = self.train_size + self.test_size
+        return max(1, math.ceil(self.reference_cap * total / REFERENCE_SIZE))
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"effective_cap": self.cap()}
+
+
+def balance(items: list, settings: BalanceSettings) -> list:
+    """The reference's balanced sample (items need .price and .category), bucket order."""
+    if not settings.balance:
+        return list(items)
+    slots = defaultdict(list)
+    for item in items:
+        slots[round(item.price)].append(item)
+    rng = np.random.RandomState(settings.seed)  # same stream as np.random.seed(42)
+    cap, sample = settings.cap(), []
+    for price in sorted(p for p in slots if p >= 1):  # the reference: range(1, 1000)
+        slot = slots[price]
+        if price >= settings.keep_from or len(slot) <= cap:
+            sample.extend(slot)
+        else:
+            weights = np.array([settings.weights.get(i.category, settings.default_weight)
+                                for i in slot], dtype=float)
+            chosen = rng.choice(len(slot), size=cap, replace=False, p=weights / weights.sum())
+            sample.extend(slot[i] for i in chosen)
+    return sample
+
+
+def split_sizes(total: int, train_size: int, test_size: int) -> tuple[int, int]:
+    """(train, test) counts. Enough items: the requested sizes. Too few: the test keeps its share
+    of the request (at least 1 item when there are 2 or more and a test set is wanted)."""
+    if total >= train_size + test_size:
+        return train_size, test_size
+    test = min(test_size, round(total * test_size / max(train_size + test_size, 1)))
+    if test_size and total >= 2:
+        test = max(test, 1)
+    return min(train_size, total - test), test
+
+
+def split(items: list, settings: BalanceSettings) -> tuple[list, list]:
+    """random.seed(seed); shuffle; first N train, next M test (a shuffled copy; input untouched)."""
+    sample = list(items)
+    random.Random(settings.seed).shuffle(sample)  # == random.seed(42); random.shuffle(sample)
+    n_train, n_test = split_sizes(len(sample), settings.train_size, settings.test_size)
+    return sample[:n_train], sample[n_train:n_train + n_test]

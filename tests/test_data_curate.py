@@ -1,0 +1,205 @@
+"""Curation rules (reference section 1) on the real raw records in ../shared/data."""
+
+import json
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import AMAZON_TRAIN, RAW_SAMPLES
+from pricer.data import balance as balancing
+from pricer.data.curate import (REFERENCE, USER, Drop, amazon_draft, check_price, contents_of,
+                                parse_price, scrub, scrub_details, token_rule)
+from pricer.data import prompts
+
+HF = RAW_SAMPLES / "raw_meta_hf_format.jsonl"
+RAW = RAW_SAMPLES / "raw_meta_jsonl_format.jsonl"
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_model_dir):
+    from pricer.models.load import load_tokenizer
+
+    return load_tokenizer(str(default_model_dir))
+
+
+def reason(fn, *args):
+    with pytest.raises(Drop) as e:
+        fn(*args)
+    return e.value.reason
+
+
+# ---- price --------------------------------------------------------------------------------------
+
+def test_price_strict_is_float_like_the_reference():
+    assert parse_price("210.46") == 210.46 and parse_price(11.59) == 11.59 and parse_price(8) == 8
+    for missing in (None, "None", "", "  ", "null", float("nan")):
+        assert reason(parse_price, missing) == "no_price"
+    for bad in ("$1,299.99", "from 12.99", "12.99 - 15.99", "inf", [12.0], {"p": 1}, True):
+        assert reason(parse_price, bad) == "bad_price", bad
+
+
+def test_price_lenient_reads_one_currency_amount():
+    assert parse_price("$1,299.99", lenient=True) == 1299.99
+    assert parse_price("12.99 USD", lenient=True) == 12.99
+    assert parse_price("US $ 7", lenient=True) == 7.0
+    for ambiguous in ("from 12.99", "12.99 - 15.99", "about $5", "1,2,3", "$"):
+        assert reason(parse_price, ambiguous, True) == "bad_price", ambiguous
+
+
+def test_price_bounds_are_the_reference_ones():
+    assert check_price("0.5", REFERENCE) == 0.5 and check_price("999.49", REFERENCE) == 999.49
+    assert reason(check_price, "0.49", REFERENCE) == "price_out_of_range"
+    assert reason(check_price, "999.5", REFERENCE) == "price_out_of_range"
+    assert reason(check_price, "$1,299.99", USER) == "price_out_of_range"
+
+
+# ---- text ---------------------------------------------------------------------------------------
+
+def test_scrub_follows_the_reference_rules():
+    # runs of : [ ] " { } 【 】 and whitespace -> one space; " ," -> ","; ",,," and ",," -> ",";
+    # words of 7+ characters with a digit are part numbers and go.
+    text = 'Hello: [World] "x" {y} 【z】\n\n a ,b,,c,,,d ABC1234 abc123 12345678'
+    assert scrub(text) == "Hello World x y z a,b,c,d abc123"
+    title = records(HF)[0]["title"]  # "... Hotpoint, WE1M333, WE1M504"
+    assert scrub(title) == "Clothes Dryer Drum Slide, General Electric, Hotpoint,"
+
+
+def test_details_scrubbing_removes_the_listed_strings():
+    details = records(HF)[0]["details"]
+    assert '"Batteries Included?": "No"' in details and "Best Sellers" in details
+    cleaned = scrub_details(details)
+    for gone in ("Batteries", "Best Sellers", "Item", "Package", "Date First", "Number", ":",
+                 "By Manufacturer", "Product "):
+        assert gone not in cleaned
+    assert '"Manufacturer" "RPI"' in cleaned and "0.352 ounces" in cleaned
+
+
+def test_both_raw_conventions_give_the_same_draft():
+    for hf, raw in zip(records(HF), records(RAW)):
+        assert isinstance(hf["details"], str) and isinstance(raw["details"], dict)
+        try:
+            expected = amazon_draft(hf, REFERENCE)
+        except Drop as d:
+            assert d.reason == "no_price" and reason(amazon_draft, raw, REFERENCE) == "no_price"
+            continue
+        assert amazon_draft(raw, REFERENCE) == expected
+
+
+def test_draft_is_title_line_then_scrubbed_contents_cut_to_1120_chars():
+    record = records(RAW)[4]  # Fender case stand, $210.46
+    text, price, category = amazon_draft(record, REFERENCE)
+    assert price == 210.46 and category == "Musical Instruments"
+    title, contents = text.split("\n")
+    assert title == scrub(record["title"])
+    raw_contents = contents_of(record["description"], record["features"],
+                               json.dumps(record["details"]))
+    assert len(raw_contents) > 300
+    assert contents == scrub(raw_contents[:1120])
+
+
+def test_too_short_and_odd_fields():
+    record = records(RAW)[1]
+    assert reason(amazon_draft, dict(record, description=["tiny"], features=[], details={}),
+                  REFERENCE) == "too_short"
+    assert reason(amazon_draft, dict(record, features=[{"a": 1}]), REFERENCE) == "bad_field"
+    assert reason(amazon_draft, dict(record, title=None), REFERENCE) == "missing_text"
+    text, _, _ = amazon_draft(dict(record, title=["Two", "parts"]), REFERENCE)
+    assert text.startswith("Two parts\n")
+    assert reason(amazon_draft, ["not", "a", "dict"], REFERENCE) == "bad_json"
+
+
+def test_token_rule_keeps_over_150_and_cuts_to_160(tokenizer):
+    drafts = [amazon_draft(r, REFERENCE)[0] for r in records(RAW) if r["price"] is not None]
+    drafts.append("A title\n" + "word " * 70)  # > 300 characters, but only ~70 tokens
+    out = token_rule(drafts, tokenizer, REFERENCE)
+    assert out[-1] is None
+    for draft, kept in zip(drafts[:-1], out[:-1]):
+        text, n = kept
+        full = tokenizer(draft, add_special_tokens=False)["input_ids"]
+        assert len(full) > 150 and n == 160
+        assert text == tokenizer.decode(full[:160])
+        assert draft.startswith(text.rstrip("\ufffd"))
+
+
+def test_prompts_are_the_reference_ones():
+    text = "Fender Case Stand\nHolds three guitars"
+    assert prompts.train_prompt(text, 210.46) == (
+        f"{prompts.QUESTION}\n\n{text}\n\nPrice is $210.00")
+    assert prompts.test_prompt(text) == (
+        f"How much does this cost to the nearest dollar?\n\n{text}\n\nPrice is $")
+
+
+# ---- balancing and split ----------------------------------------------------------------------
+
+def reference_balance_and_split(items, cap, n_train, n_test):
+    """The reference notebook's code, literally (with `cap` for 1200)."""
+    from collections import defaultdict
+
+    slots = defaultdict(list)
+    for item in items:
+        slots[round(item.price)].append(item)
+    np.random.seed(42)
+    random.seed(42)
+    sample = []
+    for i in range(1, 1000):
+        slot = slots[i]
+        if i >= 240:
+            sample.extend(slot)
+        elif len(slot) <= cap:
+            sample.extend(slot)
+        else:
+            weights = np.array([1 if item.category == "Automotive" else 5 for item in slot])
+            weights = weights / np.sum(weights)
+            selected_indices = np.random.choice(len(slot), size=cap, replace=False, p=weights)
+            sample.extend([slot[i] for i in selected_indices])
+    random.seed(42)
+    random.shuffle(sample)
+    return sample[:n_train], sample[n_train:n_train + n_test]
+
+
+@pytest.fixture(scope="module")
+def real_items():
+    rows = [json.loads(line) for line in AMAZON_TRAIN.read_text().splitlines()[:6000]]
+    return [SimpleNamespace(text=r["text"], price=r["price"], category=r["category"]) for r in rows]
+
+
+def test_balance_and_split_match_the_reference_code(real_items):
+    settings = balancing.BalanceSettings(train_size=1500, test_size=300, bucket_cap=20)
+    sample = balancing.balance(real_items, settings)
+    assert len(sample) > 1800  # enough for the requested sizes: no small-data rule involved
+    train, test = balancing.split(sample, settings)
+    ref_train, ref_test = reference_balance_and_split(real_items, 20, 1500, 300)
+    assert [id(i) for i in train] == [id(i) for i in ref_train]
+    assert [id(i) for i in test] == [id(i) for i in ref_test]
+    buckets = {}
+    for item in sample:
+        buckets[round(item.price)] = buckets.get(round(item.price), 0) + 1
+    assert max(n for p, n in buckets.items() if p < 240) == 20
+    assert sum(i.price >= 239.5 for i in sample) == sum(i.price >= 239.5 for i in real_items)
+    assert len(sample) < len(real_items)
+
+
+def test_split_is_deterministic_and_disjoint(real_items):
+    settings = balancing.BalanceSettings(train_size=1000, test_size=200)
+    a = balancing.split(balancing.balance(real_items, settings), settings)
+    b = balancing.split(balancing.balance(real_items, settings), settings)
+    assert [i.text for i in a[0]] == [i.text for i in b[0]] and len(a[0]) == 1000
+    assert [i.text for i in a[1]] == [i.text for i in b[1]] and len(a[1]) == 200
+    assert not {id(i) for i in a[0]} & {id(i) for i in a[1]}
+    other = balancing.split(real_items, balancing.BalanceSettings(1000, 200, seed=7))
+    assert [i.text for i in other[1]] != [i.text for i in a[1]]
+
+
+def test_cap_scales_with_the_requested_size():
+    assert balancing.BalanceSettings().cap() == 1200
+    assert balancing.BalanceSettings(train_size=25_000, test_size=2_000).cap() == 81
+    assert balancing.BalanceSettings(bucket_cap=7).cap() == 7
+    assert balancing.split_sizes(3, 400_000, 2_000) == (2, 1)
+    assert balancing.split_sizes(1, 400_000, 2_000) == (1, 0)
+    assert balancing.split_sizes(5000, 4000, 500) == (4000, 500)
