@@ -1,6 +1,131 @@
-"""`pricer predict` (issue 6)."""
+"""`pricer predict`: price one description (argument or stdin) or a file of items (issue 6)."""
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pricer.errors import PricerError
+
+out = Console()
+err = Console(stderr=True)
 
 
-def predict() -> None:
-    """Predict prices with a (fine-tuned) model."""
-    raise NotImplementedError
+def predict(
+    description: Annotated[Optional[str], typer.Argument(
+        help="The item description (read from stdin when left out and no --input).")] = None,
+    model: Annotated[str, typer.Option(help="'default', a local folder or a Hub id.")] = "default",
+    adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder.")] = None,
+    predictor: Annotated[str, typer.Option(help="greedy (the reference), topk or expected.")] = "greedy",
+    input: Annotated[Optional[Path], typer.Option(
+        help="Many items: .jsonl / .csv / .parquet with a text column, or a saved data set.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="JSON Lines of predictions (with --input).")] = None,
+    split: Annotated[str, typer.Option(help="Split of a saved data set.")] = "test",
+    text_column: Annotated[str, typer.Option(help="Column holding the description.")] = "text",
+    precision: Annotated[str, typer.Option(help="auto (bf16 where fast), fp32, bf16, 8bit, 4bit.")] = "auto",
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1... (default: cuda if present).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 16,
+    merge: Annotated[bool, typer.Option(help="Merge the adapter into the weights first.")] = False,
+    max_new_tokens: Annotated[Optional[int], typer.Option(
+        help="greedy: tokens to generate (default 4 for Llama 3 tokenizers, 8 for digit ones).")] = None,
+    branches: Annotated[int, typer.Option(help="expected: open number prefixes kept per item.")] = 8,
+    decimals: Annotated[int, typer.Option(help="expected: decimals to expand (0: whole dollars).")] = 0,
+) -> None:
+    """Predict prices with a (fine-tuned) model: one description, or a file of items."""
+    from pricer.data.prompts import as_test_prompt
+
+    if predictor not in ("greedy", "topk", "expected"):
+        raise PricerError(f"unknown predictor '{predictor}' (choose greedy, topk or expected)")
+    if input is None and output is not None:
+        raise PricerError("--output needs --input")
+    if input is not None and description is not None:
+        raise PricerError("give either a DESCRIPTION or --input, not both")
+    if input is not None and output is None:
+        raise PricerError("--input needs --output (a .jsonl file for the predictions)")
+    if input is None and description is None:
+        if sys.stdin.isatty():
+            raise PricerError("give a DESCRIPTION, pipe one on stdin, or use --input FILE --output FILE")
+        description = sys.stdin.read().strip()
+    if batch_size < 1:
+        raise PricerError("--batch-size must be at least 1")
+
+    rows, bad = [], []
+    if input is not None:
+        from pricer.predict.inputs import read_rows
+
+        rows, bad = read_rows(input, split=split, text_column=text_column)
+
+    from pricer.predict.llm import load_llm_predictor
+
+    options = {"max_new_tokens": max_new_tokens} if predictor == "greedy" else {}
+    if predictor == "expected":
+        options |= {"branches": branches, "max_decimals": decimals}
+    with err.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
+        llm = load_llm_predictor(predictor, model=model, adapter=adapter, precision=precision,
+                                 device=device, batch_size=batch_size, merge=merge, **options)
+
+    if input is None:
+        result = llm.predict_details([as_test_prompt(description)])[0]
+        _print_one(result, description)
+        return
+    _predict_file(llm, rows, bad, output, as_test_prompt)
+
+
+def _print_one(result: dict, description: str) -> None:
+    if result["price"] is None:
+        out.print(f"[yellow]no price:[/] {result['reason']}", highlight=False)
+        return
+    out.print(f"[bold green]${result['price']:,.2f}[/]", highlight=False)
+    if "p10" in result:
+        out.print(f"[dim]10-90 %: ${result['p10']:,.2f} - ${result['p90']:,.2f}, median "
+                  f"${result['p50']:,.2f}, number mass covered {result['mass']:.2f}[/]", highlight=False)
+    if not description.strip():
+        err.print("[yellow]warning:[/] the description is empty")
+    if result.get("truncated"):
+        err.print("[yellow]warning:[/] the description was cut to the model's context limit")
+
+
+def _predict_file(llm, rows, bad, output: Path, as_test_prompt) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prompts = [as_test_prompt(r.text) for r in rows]
+    start = time.perf_counter()
+    with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("predict", total=len(prompts))
+        results = llm.predict_details(prompts, progress=lambda n: bar.advance(task, n))
+    seconds = time.perf_counter() - start
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        for row, result in zip(rows, results):
+            record = {"id": row.id, "price": result["price"]}
+            for key in ("p10", "p50", "p90", "mass", "reason"):
+                if key in result:
+                    record[key] = result[key]
+            if result.get("truncated"):
+                record["truncated"] = True
+            if not row.text.strip():
+                record["empty"] = True
+            f.write(json.dumps(record) + "\n")
+
+    table = Table(title=f"pricer predict ({llm.name})", title_style="bold")
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    priced = sum(r["price"] is not None for r in results)
+    table.add_row("[green]priced[/]", str(priced))
+    table.add_row("[yellow]no price[/]", str(len(results) - priced))
+    table.add_row("[red]bad rows skipped[/]", str(len(bad)))
+    table.add_row("empty descriptions", str(sum(not r.text.strip() for r in rows)))
+    table.add_row("cut to the model limit", str(sum(bool(r.get("truncated")) for r in results)))
+    table.add_row("items/s", f"{len(rows) / seconds:.2f}")
+    table.add_row("written to", str(output))
+    out.print(table)
+    for line, why in bad[:20]:
+        err.print(f"[red]skipped[/] line {line}: {why}", highlight=False)
+    if len(bad) > 20:
+        err.print(f"[red]... and {len(bad) - 20} more bad rows[/]")

@@ -1,0 +1,289 @@
+"""Prediction (issue 6): extraction rules, the number tree against brute force, batching, the CLI."""
+
+import json
+import math
+
+import pytest
+
+from pricer.data.prompts import test_prompt as make_prompt
+from pricer.errors import PricerError
+from pricer.predict.extract import extract_price
+
+PROMPTS = [make_prompt(t) for t in (
+    "Steel garden hose reel, 100 ft",
+    "USB cable",
+    "Cordless drill with two batteries, charger and a hard case; 20 V, 1/2 inch chuck, LED light",
+    "",
+    "Acoustic guitar strings, medium gauge, pack of 3 sets for steel-string guitars",
+)]
+
+
+# ---- extraction: the reference's rules (price-is-right.md, section 6) ----
+@pytest.mark.parametrize("text, price", [
+    ("Price is $1,299.99", 1299.99),      # "," dropped
+    ("Price is $12.", 12.0),              # "12." : \d*\.\d+ needs a digit after the dot -> 12
+    ("Price is $-5", 5.0),                # the sign only belongs to the \d*\.\d+ branch...
+    ("Price is $-5.5", -5.5),             # ...so "-5" reads 5 and "-5.5" reads -5.5
+    ("Price is $abc", None),              # no digits: the reference's 0 is our None
+    ("", None),
+    ("Price is $.50 or so", 0.5),
+    ("Price is $ about 40 or 50", 40.0),  # first match only
+    ("Price is $$99", 99.0),              # "$" dropped
+    ("costs 7 dollars", 7.0),             # no prefix: the whole text
+    ("item 3\n\nPrice is $12.5.7", 12.5),  # text after the prefix only; first match
+    ("Price is $1,2,3", 123.0),
+    ("Price is $4\n\nPrice is $9", 4.0),  # as the reference's split(...)[1]
+])
+def test_extract_price_reference_rules(text, price):
+    assert extract_price(text) == price
+
+
+# ---- tiny models ----
+@pytest.fixture(scope="module")
+def peaky_llama(tiny_llama):
+    """The random tiny Llama with sharp (non-uniform) next-token distributions, fp32."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    with torch.no_grad():
+        model.model.norm.weight.mul_(40.0)
+    return model, AutoTokenizer.from_pretrained(tiny_llama)
+
+
+@pytest.fixture(scope="module")
+def bigram_llama(tmp_path_factory, default_model_dir):
+    """A 1-layer Llama whose attention and MLP write nothing, so the next token depends only on
+    the current one (a bigram table in the embeddings and lm_head). After " $" it writes "4"
+    (p=.7) or "1" (.3); after "4": "2" (.6) or "\\n" (.4); after "2" or "1": "\\n".
+    So greedy says 42, and the number distribution is {42: .42, 4: .28, 1: .30}."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=256, tie_word_embeddings=False, rms_norm_eps=1e-10,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id)
+    model = LlamaForCausalLM(config)
+    ids = {s: tok(s, add_special_tokens=False)["input_ids"][0] for s in (" $", "4", "1", "2", "\n")}
+    table = {" $": {"4": 0.7, "1": 0.3}, "4": {"2": 0.6, "\n": 0.4}, "2": {"\n": 1.0},
+             "1": {"\n": 1.0}, "\n": {"\n": 1.0}}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.model.norm.weight.fill_(1.0)
+        for layer in model.model.layers:
+            layer.input_layernorm.weight.fill_(1.0)
+            layer.post_attention_layernorm.weight.fill_(1.0)
+        model.model.embed_tokens.weight.normal_(0, 0.02)  # other tokens: some context, no numbers
+        for k, (src, nxt) in enumerate(table.items()):
+            model.model.embed_tokens.weight[ids[src]] = 0
+            model.model.embed_tokens.weight[ids[src], k] = 1.0  # RMSNorm makes it 8 * e_k
+            for s, p in nxt.items():  # logit = log p + 40: other tokens (logit ~0) get ~1e-13
+                model.lm_head.weight[ids[s], k] = (math.log(p) + 40) / 8
+    path = tmp_path_factory.mktemp("bigram-llama")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def brute_force(model, tok, prompt, max_int=2, max_dec=1):
+    """Every number of the grammar D{1,max_int} ("." D{0,max_dec})? with its probability, the
+    conditional distributions from full forward passes (no cache, no padding: all prefixes of a
+    level have the same length, so each level is one plain batch)."""
+    import torch
+
+    digits = [tok(str(d), add_special_tokens=False)["input_ids"][0] for d in range(10)]
+    dot = tok(".", add_special_tokens=False)["input_ids"][0]
+    ids = tok(prompt)["input_ids"]
+    leaves = []
+    # open prefixes: (suffix tokens, text, probability, in decimals, integer digits, decimals)
+    level = [([], "", 1.0, False, 0, 0)]
+    while level:
+        with torch.no_grad():
+            logits = model(torch.tensor([ids + s[0] for s in level])).logits[:, -1].float()
+        dists = torch.log_softmax(logits, -1).double().exp()
+        following = []
+        for (suffix, text, p, in_dec, n_int, n_dec), d in zip(level, dists):
+            p_digits = d[digits].sum().item()
+            if suffix:
+                end = 1 - p_digits if in_dec else 1 - p_digits - d[dot].item()
+                leaves.append((float(text), p * end))
+            children = []
+            if in_dec or n_int < max_int:
+                children += [(t, str(k), in_dec, n_int + (not in_dec), n_dec + in_dec)
+                             for k, t in enumerate(digits)]
+            if not in_dec and n_int > 0:
+                children.append((dot, ".", True, n_int, 0))
+            for t, char, c_dec, c_int, c_decs in children:
+                child = (suffix + [t], text + char, p * d[t].item(), c_dec, c_int, c_decs)
+                if c_dec and c_decs == max_dec:
+                    leaves.append((float(child[1]), child[2]))  # further decimals: folded in
+                else:
+                    following.append(child)
+        level = following
+    mass = sum(p for _, p in leaves)
+    mean = sum(v * p for v, p in leaves) / mass
+    leaves.sort()
+    cum, p50 = 0.0, None
+    for v, p in leaves:
+        cum += p / mass
+        if cum >= 0.5 - 1e-12:
+            p50 = v
+            break
+    return mean, mass, p50
+
+
+def test_expected_equals_brute_force_enumeration(peaky_llama):
+    from pricer.predict.llm import LLMPredictor
+
+    model, tok = peaky_llama
+    predictor = LLMPredictor(model, tok, "expected", batch_size=2, branches=10_000,
+                             max_int_digits=2, max_decimals=1, min_prob=0.0)
+    prompts = PROMPTS[:2]
+    got = predictor.predict_with_spread(prompts)
+    for prompt, result in zip(prompts, got):
+        mean, mass, p50 = brute_force(model, tok, prompt)
+        assert result["price"] == pytest.approx(mean, rel=1e-4)
+        assert result["mass"] == pytest.approx(mass, rel=1e-3)
+        assert result["p50"] == pytest.approx(p50)
+        assert result["p10"] <= result["p50"] <= result["p90"]
+
+
+def test_expected_on_a_known_distribution(bigram_llama):
+    from pricer.predict.llm import load_llm_predictor
+
+    predictor = load_llm_predictor("expected", model=str(bigram_llama), precision="fp32", device="cpu")
+    result = predictor.predict_with_spread(PROMPTS[:1])[0]
+    assert result["price"] == pytest.approx(42 * 0.42 + 4 * 0.28 + 1 * 0.30, rel=1e-5)
+    assert (result["p10"], result["p50"], result["p90"]) == (1.0, 4.0, 42.0)
+    assert result["mass"] == pytest.approx(1.0, abs=1e-6)
+    greedy = load_llm_predictor("greedy", model=str(bigram_llama), precision="fp32", device="cpu")
+    assert greedy.predict(PROMPTS[:2]) == [42.0, 42.0]
+
+
+def test_batched_and_one_by_one_agree(peaky_llama):
+    from pricer.predict.llm import LLMPredictor
+
+    model, tok = peaky_llama
+    for method in ("greedy", "expected"):
+        batched = LLMPredictor(model, tok, method, batch_size=len(PROMPTS)).predict_details(PROMPTS)
+        single = LLMPredictor(model, tok, method, batch_size=1).predict_details(PROMPTS)
+        for b, s in zip(batched, single):
+            if method == "greedy":
+                assert b["text"] == s["text"]
+            else:
+                assert b["price"] == pytest.approx(s["price"], rel=1e-4)
+                assert b["mass"] == pytest.approx(s["mass"], rel=1e-3)
+
+
+def test_greedy_stops_once_every_number_is_finished(bigram_llama):
+    """The batch stops after "42\\n" (3 tokens), not after max_new_tokens."""
+    from pricer.predict.llm import load_llm_predictor
+
+    predictor = load_llm_predictor("greedy", model=str(bigram_llama), precision="fp32",
+                                   device="cpu", max_new_tokens=50)
+    steps = []
+    step = predictor._step
+    predictor._step = lambda *a: steps.append(1) or step(*a)
+    result = predictor.predict_details(PROMPTS[:3])
+    assert [r["text"] for r in result] == ["42\n"] * 3
+    assert len(steps) == 2  # prefill gives "4", two steps give "2" and "\n"
+
+
+def test_topk_refuses_digit_tokenizers(peaky_llama):
+    from pricer.predict.llm import LLMPredictor
+
+    model, tok = peaky_llama
+    with pytest.raises(PricerError, match="expected"):
+        LLMPredictor(model, tok, "topk")
+
+
+def test_topk_reference_weighting(peaky_llama):
+    """The reference's weighted top-3 on a tokenizer with multi-digit tokens (added here)."""
+    import torch
+    from pricer.predict.llm import LLMPredictor
+
+    model, tok = peaky_llama
+    predictor = LLMPredictor.__new__(LLMPredictor)  # only the tables and the model are needed
+    predictor.model, predictor.top_k, predictor._torch = model, 3, torch
+    as_number = torch.full((len(tok),), float("nan"))
+    probe = LLMPredictor(model, tok, "greedy")
+    logp, _, _ = probe._prefill(*probe._pad([tok(PROMPTS[0])["input_ids"]]))
+    top = logp[0].exp().topk(3)
+    as_number[top.indices[0]], as_number[top.indices[2]] = 100.0, 300.0  # 2nd: not a number
+    predictor.tables = type(probe.tables)(**{**probe.tables.__dict__, "as_number": as_number})
+    predictor._prefill = probe._prefill
+    got = predictor._topk(*probe._pad([tok(PROMPTS[0])["input_ids"]]))[0]["price"]
+    p0, p2 = top.values[0].item(), top.values[2].item()
+    assert got == pytest.approx((100 * p0 + 300 * p2) / (p0 + p2), rel=1e-5)
+
+
+# ---- the CLI ----
+def run_cli(args, stdin=None):
+    from typer.testing import CliRunner
+
+    from pricer.cli import app
+
+    return CliRunner().invoke(app, ["predict", *args], input=stdin)
+
+
+def test_cli_single_item_and_stdin(bigram_llama):
+    model = ["--model", str(bigram_llama), "--precision", "fp32", "--device", "cpu"]
+    result = run_cli([*model, "Steel garden hose reel"])
+    assert result.exit_code == 0, result.output
+    assert "$42.00" in result.output
+    result = run_cli([*model, "--predictor", "expected"], stdin="A USB cable\n")
+    assert result.exit_code == 0, result.output
+    assert "$19.06" in result.output and "10-90 %: $1.00 - $42.00" in result.output
+
+
+def test_cli_file_mode_with_bad_rows(bigram_llama, tmp_path):
+    source = tmp_path / "items.jsonl"
+    source.write_text("\n".join([
+        json.dumps({"id": "a", "text": "Steel garden hose reel", "price": 30}),
+        "{not json",
+        json.dumps({"id": "b", "title": "no text"}),
+        json.dumps({"id": "c", "text": ""}),
+        json.dumps({"id": "d", "text": "huge " * 3000}),
+        json.dumps(["a list"]),
+        json.dumps({"text": 12}),
+        json.dumps({"id": "e", "text": "USB cable"}),
+    ]) + "\n")
+    output = tmp_path / "out.jsonl"
+    result = run_cli(["--model", str(bigram_llama), "--precision", "fp32", "--device", "cpu",
+                      "--predictor", "expected", "--input", str(source), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "c", "d", "e"]
+    assert all(r["price"] == pytest.approx(19.06) and r["p90"] == 42.0 for r in rows)
+    assert rows[1]["empty"] and rows[2]["truncated"] and "truncated" not in rows[0]
+    for line in (2, 3, 6, 7):
+        assert f"line {line}:" in result.output
+
+
+def test_cli_csv_and_no_price(tiny_llama, tmp_path):
+    """A random model writes no number: the items get price null and a reason, no crash."""
+    source = tmp_path / "items.csv"
+    source.write_text('id,text\n1,"Steel hose reel"\n2,"Drill, cordless",extra\n3,USB cable\n')
+    output = tmp_path / "out.jsonl"
+    result = run_cli(["--model", str(tiny_llama), "--device", "cpu", "--max-new-tokens", "3",
+                      "--input", str(source), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["1", "3"]
+    assert "line 3:" in result.output
+    for r in rows:
+        assert (r["price"] is None) == ("reason" in r)
+
+
+def test_cli_bad_input_is_one_clear_error(tiny_llama, tmp_path):
+    result = run_cli(["--model", str(tiny_llama), "--predictor", "nope", "x"])
+    assert isinstance(result.exception, PricerError)
+    result = run_cli(["--model", str(tiny_llama), "--input", str(tmp_path / "missing.jsonl"),
+                      "--output", str(tmp_path / "o.jsonl")])
+    assert isinstance(result.exception, PricerError) and "no such file" in str(result.exception)
+    result = run_cli(["--model", str(tiny_llama), "--predictor", "topk", "x"])
+    assert isinstance(result.exception, PricerError) and "expected" in str(result.exception)
