@@ -1,0 +1,116 @@
+"""Training speed on this CPU: pricer's training set-up vs a plain TRL SFTTrainer, same data and
+reference hyperparameters, measured in the same run.
+
+    .venv/bin/python benchmarks/bench_train.py                 # default model, amazon items
+    .venv/bin/python benchmarks/bench_train.py --steps 4 --variants plain,ours
+
+Each variant runs in its own process (so peak memory is its own), variants interleave over
+`--repeats` rounds (so a busy shared machine hurts them alike). Tokens/s counts real (non-padding)
+tokens after a first warm-up step. Variants:
+  plain       SFTTrainer with TRL's defaults (gradient checkpointing on) + the reference recipe
+  ours        pricer.train resolved for this CPU: fp32 weights + bf16 autocast (AVX512-BF16),
+              no gradient checkpointing, group_by_length
+  ours-fp32   ours without the bf16 autocast
+  ours-1t     ours with torch.set_num_threads(1) (helps on an oversubscribed machine)
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "amazon-pricer" / "train.jsonl"
+
+
+def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
+    import torch
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from pricer.models.load import load_model, load_tokenizer
+    from pricer.train.config import load_config, resolve
+    from pricer.train.dataset import build_dataset, load_train_items
+    from pricer.train.run import lora_config, sft_config
+
+    config = resolve(load_config(ROOT / "configs" / "reference.yaml",
+                                 {"model": model, "out": out, "max_steps": steps,
+                                  "report_to": "none", "save_steps": 10_000}), "cpu")
+    if variant == "ours-1t":
+        torch.set_num_threads(1)
+    if variant == "ours-fp32":
+        config.bf16 = False
+    tokenizer = load_tokenizer(model)
+    data = build_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length)
+    if variant == "plain":
+        args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=4,
+                         learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
+                         weight_decay=0.001, max_grad_norm=0.3, max_length=182, bf16=False,
+                         use_cpu=True, report_to=[], save_strategy="no", logging_steps=50,
+                         include_num_input_tokens_seen="non_padding", disable_tqdm=True)
+    else:
+        args = sft_config(config, save_strategy="no")
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, a, state, control, **kw):
+            if state.global_step == 1:  # the first step warms up kernels and allocators
+                self.t0, self.n0 = time.perf_counter(), state.num_input_tokens_seen
+                self.c0 = time.process_time()
+            self.t1, self.n1 = time.perf_counter(), state.num_input_tokens_seen
+            self.c1 = time.process_time()
+
+    model_, _ = load_model(model, precision="fp32", for_training=True)
+    clock = Clock()
+    trainer = SFTTrainer(model=model_, args=args, train_dataset=data.dataset,
+                         processing_class=tokenizer, peft_config=lora_config(config),
+                         callbacks=[clock])
+    trainer.train()
+    seconds = clock.t1 - clock.t0
+    return {"variant": variant, "tokens_per_s": (clock.n1 - clock.n0) / seconds,
+            "s_per_step": seconds / (steps - 1),
+            "tokens_per_cpu_s": (clock.n1 - clock.n0) / (clock.c1 - clock.c0), "peak_rss_gb":
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            "threads": torch.get_num_threads()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--items", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--variants", default="plain,ours-fp32,ours,ours-1t")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant
+    args = parser.parse_args()
+    out = "/tmp/pricer-bench-train"
+    if args.one:
+        print(json.dumps(measure(args.one, args.model, args.items, args.steps, out)))
+        return
+    results: dict[str, list[dict]] = {}
+    for _ in range(args.repeats):
+        for variant in args.variants.split(","):
+            done = subprocess.run([sys.executable, __file__, "--one", variant, "--model", args.model,
+                                   "--items", str(args.items), "--steps", str(args.steps)],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(json.dumps(row), flush=True)
+            results.setdefault(variant, []).append(row)
+    best = {v: max(r["tokens_per_s"] for r in rows) for v, rows in results.items()}
+    base = best.get("plain")
+    print(f"\n| variant | tokens/s (best of {args.repeats}) | s/step | tokens per CPU-second "
+          f"| peak RSS GB | vs plain (tokens/s) |")
+    print("|---|---|---|---|---|---|")
+    for v, rows in results.items():
+        r = max(rows, key=lambda r: r["tokens_per_s"])
+        ratio = f"{best[v] / base:.2f}x" if base else "-"
+        print(f"| {v} | {best[v]:.1f} | {r['s_per_step']:.1f} | {r['tokens_per_cpu_s']:.1f} "
+              f"| {r['peak_rss_gb']:.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

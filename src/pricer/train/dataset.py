@@ -1,0 +1,83 @@
+"""Training items -> a prompt/completion `datasets.Dataset` for TRL's SFTTrainer.
+
+prompt     = the test prompt, ending in "Price is $"
+completion = "{round(price)}.00" + EOS
+
+TRL masks the prompt (completion_only_loss), so only the price tokens and EOS carry loss, and the
+model learns to stop after the price. TRL truncates over-long sequences from the END, which would
+cut the price off; so we shorten the item description first (keeping the question, the
+"Price is $" prefix and the completion) and count every item we shorten.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from pricer.data.items import Item, read_items
+from pricer.data.prompts import completion, description, test_prompt
+from pricer.errors import PricerError
+
+
+@dataclass
+class TrainData:
+    dataset: object  # datasets.Dataset with columns prompt, completion
+    fingerprint: str  # sha256 of the (prompt, completion) pairs actually trained on
+    n_items: int
+    n_truncated: int  # descriptions shortened to fit max_length
+    n_skipped: int  # items without a usable price (missing or <= 0)
+    n_tokens: int  # tokens in the whole set (prompt + completion), after truncation
+
+
+def fingerprint(pairs: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for prompt, comp in pairs:
+        digest.update(json.dumps([prompt, comp]).encode())
+    return digest.hexdigest()[:16]
+
+
+def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
+    """The train split of a saved data set (or a whole file), its first `max_items` items."""
+    items = read_items(source, split="train")
+    if not items:
+        raise PricerError(f"{source}: the training split is empty")
+    return items[:max_items] if max_items else items
+
+
+def _fit(tokenizer, prompt: str, comp: str, max_length: int) -> tuple[str, int, bool]:
+    """(prompt, total tokens, shortened?) with the description cut so prompt+completion fits."""
+    total = len(tokenizer(prompt + comp)["input_ids"])
+    if total <= max_length:
+        return prompt, total, False
+    text = description(prompt)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    keep = len(ids) - (total - max_length)
+    while keep > 0:
+        # decode/encode may merge tokens differently at the cut: re-measure and step down if needed
+        short = test_prompt(tokenizer.decode(ids[:keep]).rstrip())
+        total = len(tokenizer(short + comp)["input_ids"])
+        if total <= max_length:
+            return short, total, True
+        keep -= max(1, total - max_length)
+    raise PricerError(f"max_length {max_length} is too short for the question and the price")
+
+
+def build_dataset(items: list[Item], tokenizer, max_length: int) -> TrainData:
+    from datasets import Dataset
+
+    eos = tokenizer.eos_token
+    prompts, comps, n_tokens, n_truncated, n_skipped = [], [], 0, 0, 0
+    for item in items:
+        if item.price is None or item.price <= 0:
+            n_skipped += 1
+            continue
+        comp = completion(item.price) + eos
+        prompt, total, short = _fit(tokenizer, item.prompt, comp, max_length)
+        prompts.append(prompt)
+        comps.append(comp)
+        n_tokens += total
+        n_truncated += short
+    if not prompts:
+        raise PricerError("no training item has a usable price (> 0)")
+    dataset = Dataset.from_dict({"prompt": prompts, "completion": comps})
+    return TrainData(dataset, fingerprint(list(zip(prompts, comps))), len(prompts), n_truncated,
+                     n_skipped, n_tokens)
