@@ -5,6 +5,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pricer.cli import data, demo, evaluate, model, predict, train
 from pricer.errors import PricerError
@@ -31,7 +32,7 @@ def main() -> None:
     try:
         app()
     except PricerError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # one line
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
