@@ -1,6 +1,92 @@
-"""`pricer demo`: the quick start's main job on the offline default."""
+"""`pricer demo`: the quick start's main job, the whole loop on the offline default.
+
+    demo catalog (real diamonds)  ->  constant baseline  ->  base SmolLM2-135M
+        ->  LoRA fine-tune  ->  fine-tuned model  ->  leaderboard
+
+Every step is an ordinary pricer command underneath (`pricer data --demo`, `pricer eval`,
+`pricer train --config configs/demo.yaml`, `pricer leaderboard`); this one only chains them.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pricer.errors import PricerError
 
 
-def demo() -> None:
-    """Run the whole loop on the offline default (demo catalog, SmolLM2-135M)."""
-    raise NotImplementedError
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the data set, the adapter and the results.")] = Path("runs/quickstart"),
+    config: Annotated[Path, typer.Option(help="Training config (YAML).")] = Path("configs/demo.yaml"),
+    eval_size: Annotated[int, typer.Option(help="Test items to score each predictor on.")] = 250,
+    predictor: Annotated[str, typer.Option(help="How to read the LLM's price: greedy or expected.")] = "greedy",
+    overwrite: Annotated[bool, typer.Option(help="Retrain even when OUT already holds a finished run.")] = False,
+) -> None:
+    """Run the whole loop on the offline default: curate the demo catalog, score the constant
+    baseline and the base model, fine-tune SmolLM2-135M with LoRA, score it, show the leaderboard."""
+    from rich.console import Console
+    from rich.rule import Rule
+
+    from pricer.data.demo import build_demo_catalog
+    from pricer.data.items import read_items
+    from pricer.evaluate import leaderboard as lb
+    from pricer.evaluate.harness import evaluate
+    from pricer.predict.registry import make_predictor
+    from pricer.train.config import load_config
+    from pricer.train.run import train
+
+    if not config.is_file():
+        raise PricerError(f"{config}: no such config (run from the repository root, or give --config)")
+    console = Console()
+    data, adapter, results = out / "data", out / "adapter", out / "results"
+
+    console.print(Rule("1. data: the offline demo catalog"))
+    if not (data / "dataset_dict.json").exists():
+        build_demo_catalog(data, show=True)
+    else:
+        console.print(f"reusing {data}")
+    train_items, test_items = read_items(data, split="train"), read_items(data, split="test")
+
+    console.print(Rule("2. baseline: constant (the train mean)"))
+    constant = make_predictor("constant").fit(train_items)
+    scores = {"constant": evaluate(constant, test_items, size=eval_size, name="constant",
+                                   results_dir=results, show=False)}
+    console.print(_line("constant", scores["constant"]))
+
+    console.print(Rule(f"3. base model: SmolLM2-135M, {predictor}"))
+    base = make_predictor(predictor, model="default")
+    scores["base"] = evaluate(base, test_items, size=eval_size, name=f"base SmolLM2-135M ({predictor})",
+                              results_dir=results, show=False)
+    console.print(_line("base model", scores["base"]))
+    del base
+
+    console.print(Rule("4. fine-tune: LoRA on the demo catalog"))
+    finished = (adapter / "adapter_model.safetensors").exists() and not overwrite
+    if finished:
+        console.print(f"reusing the finished run in {adapter} (--overwrite to train again)")
+    else:
+        run = load_config(config, {"data": str(data), "out": str(adapter), "eval": False})
+        train(run, overwrite=True)
+
+    console.print(Rule(f"5. fine-tuned model, {predictor}"))
+    tuned = make_predictor(predictor, model="default", adapter=str(adapter))
+    scores["tuned"] = evaluate(tuned, test_items, size=eval_size,
+                               name=f"fine-tuned SmolLM2-135M ({predictor})",
+                               results_dir=results, show=False)
+    console.print(_line("fine-tuned", scores["tuned"]))
+
+    console.print(Rule("6. leaderboard"))
+    found, _ = lb.read_results(results)
+    board = lb.rows(found, with_reference=False)
+    console.print(lb.table(board, title=f"demo catalog, first {eval_size} test items"))
+    chart = lb.bar_chart(board, results / "leaderboard.png")
+    beats = all(scores["tuned"][m] < min(scores["constant"][m], scores["base"][m])
+                for m in ("error", "rmsle"))
+    verdict = "[green]beats[/]" if beats else "[yellow]does not beat[/]"
+    console.print(f"the fine-tuned model {verdict} the constant baseline and the base model "
+                  f"on error and RMSLE; chart: {chart}", highlight=False)
+
+
+def _line(label: str, result: dict) -> str:
+    return (f"[bold]{label}[/]: error ${result['error']:,.2f}  RMSLE {result['rmsle']:.2f}  "
+            f"hits {result['hits']:.1f}%  ({result['n']} items)")
