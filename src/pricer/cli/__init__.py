@@ -1,7 +1,9 @@
 """The `pricer` command. Each stage of the pipeline has its own module here; heavy libraries
 (torch, transformers) are imported inside the commands so that `--help` stays instant."""
 
+import logging
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -28,7 +30,16 @@ app.command("leaderboard")(evaluate.leaderboard)
 err = Console(stderr=True)
 
 
+def quiet_libraries() -> None:
+    """Hide library noise a user can do nothing about: deprecation notices of transformers/datasets,
+    and bitsandbytes' note that it could not fetch an optional CPU kernel from the Hub."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+
 def main() -> None:
+    quiet_libraries()
     try:
         app()
     except PricerError as e:

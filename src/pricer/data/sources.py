@@ -9,6 +9,7 @@ into the file we are (bytes of the file on disk, for the progress bar).
 """
 
 import csv
+import itertools
 import gzip
 import io
 import json
@@ -173,14 +174,15 @@ def hub_records(category: str, chunk_size: int = 1000):
     if stream is None:
         yield from _hub_raw_file(category, chunk_size, why)
         return
-    chunk, n = ([first] if first is not None else []), int(first is not None)
-    for record in stream:
-        chunk.append(record)
-        n += 1
-        if len(chunk) == chunk_size:
-            yield chunk, n
-            chunk = []
-    if chunk:
+    yield from _counted_chunks(itertools.chain([first] if first is not None else [], stream),
+                               chunk_size)
+
+
+def _counted_chunks(records, chunk_size: int):
+    """(chunk, records so far) for every `chunk_size` records (the progress bar's unit)."""
+    records, n = iter(records), 0
+    while chunk := list(itertools.islice(records, chunk_size)):
+        n += len(chunk)
         yield chunk, n
 
 
@@ -194,13 +196,4 @@ def _hub_raw_file(category: str, chunk_size: int, why: str):
         raise PricerError(f"{HUB_DATASET} raw_meta_{category}: {why}; "
                           f"raw file: {type(e).__name__}: {e}") from None
     with f:
-        chunk, n = [], 0
-        for line in f:
-            if line.strip():
-                chunk.append(line)
-                n += 1
-                if len(chunk) == chunk_size:
-                    yield chunk, n
-                    chunk = []
-        if chunk:
-            yield chunk, n
+        yield from _counted_chunks((line for line in f if line.strip()), chunk_size)
