@@ -23,23 +23,13 @@ MANIFEST = "pricer-download.json"
 def fetch(repo: str, target: Path, revision: str | None = None, allow_pickle: bool = False) -> dict:
     """Snapshot one Hub repo into `target`; returns what was fetched."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
     from huggingface_hub.utils import filter_repo_objects
 
+    from pricer.models.load import hub_errors
+
     patterns = SAFE_FILES + (["*.bin"] if allow_pickle else [])
-    try:
+    with hub_errors("model", repo, revision):
         snapshot = Path(snapshot_download(repo, revision=revision, allow_patterns=patterns))
-    except RevisionNotFoundError:
-        raise PricerError(f"'{repo}' has no revision '{revision}'") from None
-    except GatedRepoError:
-        raise PricerError(f"'{repo}' is gated: accept its licence on the Hub, then `hf auth login` "
-                          "or set HF_TOKEN") from None
-    except RepositoryNotFoundError:
-        raise PricerError(f"'{repo}' is not a Hub repo (if private: `hf auth login` or set HF_TOKEN)") from None
-    except LocalEntryNotFoundError:
-        raise PricerError(f"'{repo}' (revision {revision or 'main'}) is not in the local Hub cache "
-                          "and the Hub cannot be reached (offline or HF_HUB_OFFLINE=1)") from None
     # Offline, snapshot_download returns the whole cached snapshot: filter it the same way.
     files = sorted(filter_repo_objects(
         [str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()],

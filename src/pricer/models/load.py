@@ -13,6 +13,7 @@ loaded and are refused unless `allow_pickle=True`. Code shipped inside a model r
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from pricer.errors import PricerError
@@ -45,23 +46,36 @@ def check_model_folder(folder: Path, allow_pickle: bool = False) -> None:
     raise PricerError(f"{folder}: no weights (*.safetensors) beside config.json")
 
 
-def hub_file(repo: str, filename: str, revision: str | None = None, what: str = "model") -> Path:
-    """Download one file of a Hub repo (or find it in the local Hub cache when offline)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError,
+@contextmanager
+def hub_errors(what: str, repo: str, revision: str | None = None):
+    """Turn huggingface_hub's exceptions into one-line PricerErrors that say what to do."""
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
     try:
-        return Path(hf_hub_download(repo, filename, revision=revision))
+        yield
     except RevisionNotFoundError:
         raise PricerError(f"{what} '{repo}' has no revision '{revision}'") from None
+    except GatedRepoError:  # before its parent class, RepositoryNotFoundError
+        raise PricerError(f"{what} '{repo}' is gated: accept its licence on the Hub, then "
+                          "`hf auth login` or set HF_TOKEN") from None
     except RepositoryNotFoundError:
         raise PricerError(f"{what} '{repo}' is neither a local folder nor a Hub repo (if it is "
-                          "private or gated: `hf auth login` or set HF_TOKEN)") from None
+                          "private: `hf auth login` or set HF_TOKEN)") from None
     except LocalEntryNotFoundError:
-        raise PricerError(f"{what} '{repo}' is not in the local Hub cache and the Hub cannot be "
-                          "reached (offline or HF_HUB_OFFLINE=1): run `pricer model download` "
-                          "while online and pass the folder") from None
+        raise PricerError(f"{what} '{repo}' (revision {revision or 'main'}) is not in the local "
+                          "Hub cache and the Hub cannot be reached (offline or HF_HUB_OFFLINE=1): "
+                          "run `pricer model download` while online and pass the folder") from None
+
+
+def hub_file(repo: str, filename: str, revision: str | None = None, what: str = "model") -> Path:
+    """Download one file of a Hub repo (or find it in the local Hub cache when offline)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        with hub_errors(what, repo, revision):
+            return Path(hf_hub_download(repo, filename, revision=revision))
     except EntryNotFoundError:
         raise FileNotFoundError(filename) from None
 
