@@ -6,6 +6,7 @@ or a JSON Lines / CSV / Parquet file with a `text` column and (for training and 
 test prompt (`prompt`), its `price`, an `id` and a `category`.
 """
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -90,3 +91,12 @@ def read_items(source: str | Path, split: str = "test", text_column: str = "text
             category=row.get("category"),
         ))
     return items
+
+
+def fingerprint(items: list[Item]) -> str:
+    """A short content hash of items (prompt and price, in order): the same whether they came from
+    a JSONL file or a saved data set, so a run card and an evaluation of the same data agree."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(f"{item.prompt}\x1f{item.price!r}\x1e".encode())
+    return h.hexdigest()[:16]

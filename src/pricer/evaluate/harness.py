@@ -16,20 +16,12 @@ import re
 import time
 from pathlib import Path
 
+from pricer.data.items import fingerprint
 from pricer.errors import PricerError
 from pricer.evaluate.metrics import GREEN, ORANGE, RED, headline, score, summarise, valid_guess
 
 STYLES = {GREEN: "green", ORANGE: "dark_orange", RED: "red"}
 REFERENCE_ID_PREFIX = "official-"  # ids of the reference's own test split in ../shared/data
-
-
-def fingerprint(items) -> str:
-    """A short content hash of the evaluated items (prompt and price, in order), the same whether
-    they came from a JSONL file or a saved data set."""
-    h = hashlib.sha256()
-    for item in items:
-        h.update(f"{item.prompt}\x1f{item.price!r}\x1e".encode())
-    return h.hexdigest()[:16]
 
 
 def title_of(prompt: str, width: int = 40) -> str:

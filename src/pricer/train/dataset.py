@@ -9,11 +9,9 @@ cut the price off; so we shorten the item description first (keeping the questio
 "Price is $" prefix and the completion) and count every item we shorten.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 
-from pricer.data.items import Item, read_items
+from pricer.data.items import Item, fingerprint, read_items
 from pricer.data.prompts import completion, description, test_prompt
 from pricer.errors import PricerError
 
@@ -26,13 +24,6 @@ class TrainData:
     n_truncated: int  # descriptions shortened to fit max_length
     n_skipped: int  # items without a usable price (missing or <= 0)
     n_tokens: int  # tokens in the whole set (prompt + completion), after truncation
-
-
-def fingerprint(pairs: list[tuple[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for prompt, comp in pairs:
-        digest.update(json.dumps([prompt, comp]).encode())
-    return digest.hexdigest()[:16]
 
 
 def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
@@ -65,11 +56,12 @@ def build_dataset(items: list[Item], tokenizer, max_length: int) -> TrainData:
     from datasets import Dataset
 
     eos = tokenizer.eos_token
-    prompts, comps, n_tokens, n_truncated, n_skipped = [], [], 0, 0, 0
+    prompts, comps, kept, n_tokens, n_truncated, n_skipped = [], [], [], 0, 0, 0
     for item in items:
         if item.price is None or item.price <= 0:
             n_skipped += 1
             continue
+        kept.append(item)
         comp = completion(item.price) + eos
         prompt, total, short = _fit(tokenizer, item.prompt, comp, max_length)
         prompts.append(prompt)
@@ -79,5 +71,5 @@ def build_dataset(items: list[Item], tokenizer, max_length: int) -> TrainData:
     if not prompts:
         raise PricerError("no training item has a usable price (> 0)")
     dataset = Dataset.from_dict({"prompt": prompts, "completion": comps})
-    return TrainData(dataset, fingerprint(list(zip(prompts, comps))), len(prompts), n_truncated,
+    return TrainData(dataset, fingerprint(kept), len(prompts), n_truncated,
                      n_skipped, n_tokens)
