@@ -1,0 +1,5 @@
+"""`python -m pricer` = the `pricer` command."""
+
+from pricer.cli import main
+
+main()
