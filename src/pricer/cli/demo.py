@@ -48,7 +48,8 @@ def demo(
     train_items, test_items = read_items(data, split="train"), read_items(data, split="test")
 
     console.print(Rule("2. baseline: constant (the train mean)"))
-    constant = make_predictor("constant").fit(train_items)
+    constant = make_predictor("constant").fit([i.prompt for i in train_items],
+                                              [i.price for i in train_items])
     scores = {"constant": evaluate(constant, test_items, size=eval_size, name="constant",
                                    results_dir=results, show=False)}
     console.print(_line("constant", scores["constant"]))

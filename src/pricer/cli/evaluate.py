@@ -13,23 +13,32 @@ from pricer.errors import PricerError
 DEFAULT_RESULTS = Path("results")
 
 
-def _train_items(data: str, train: str | None):
+def _train_items(data: str, train: str | None, max_items: int | None = None):
     """The train split: --train (file or saved data set), else the train split of a saved --data."""
     from pricer.data.items import read_items
 
+    if max_items is not None and max_items < 0:
+        raise PricerError(f"--max-items must be 0 or more, got {max_items}")
     if train:
-        return read_items(train, split="train")
+        return read_items(train, split="train")[:max_items]
     if Path(data).is_dir():
-        return read_items(data, split="train")
+        return read_items(data, split="train")[:max_items]
     return None
 
 
-def _needs_fit(predictor) -> bool:
-    from pricer.predict.baselines import Baseline
-    from pricer.predict.simple import ConstantPredictor
-
-    return (isinstance(predictor, ConstantPredictor) and predictor.value is None) or (
-        isinstance(predictor, Baseline) and predictor.model is None)
+def _options(pairs: list[str] | None, flags: dict) -> dict:
+    """--opt key=value pairs (text; the registry converts them to each option's type) merged
+    with the options given as their own flags."""
+    options = {k: v for k, v in flags.items() if v is not None}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise PricerError(f"--opt {pair!r}: write it as key=value (e.g. --opt branches=4)")
+        if key in options:
+            raise PricerError(f"option {key} is given twice (as its own flag and as --opt, or twice)")
+        options[key] = value
+    return options
 
 
 def eval_command(
@@ -38,51 +47,66 @@ def eval_command(
     predictor: Annotated[str, typer.Option(help="constant, random, guesses, baseline, frontier, "
                                                 "greedy, topk, expected, or a baseline kind "
                                                 "(features-lr, bow-lr, embed-lr, embed-svr, embed-rf).")],
-    size: Annotated[int, typer.Option(help="Evaluate the first N items (the reference: 250).")] = 250,
+    eval_size: Annotated[int, typer.Option("--eval-size", "--size",
+                                           help="Evaluate the first N items (the reference: 250).")] = 250,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, "
                                                           "tables on stderr.")] = False,
     results: Annotated[Path, typer.Option(help="Folder for the result JSON and chart.")] = DEFAULT_RESULTS,
     train: Annotated[Optional[str], typer.Option(help="Train data (file or saved data set) for "
                                                       "predictors that learn (constant mean, baselines).")] = None,
+    max_items: Annotated[Optional[int], typer.Option(help="Fit on the first N train items only.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Name shown in tables and the leaderboard.")] = None,
     value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="random: the seed (42).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="random, baselines, frontier: the seed (42).")] = None,
     guesses: Annotated[Optional[Path], typer.Option(help="guesses: CSV with id,guess.")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline file.")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
     adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, 8bit, 4bit.")] = None,
     device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda, ...")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Items per predict call.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Items per predict call (default: the "
+                                                           "predictor's own).")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="frontier: OpenAI-compatible API base URL.")] = None,
     api_model: Annotated[Optional[str], typer.Option(help="frontier: the model name at the API.")] = None,
+    opt: Annotated[Optional[list[str]], typer.Option(
+        help="Any option of the predictor as key=value (repeatable), e.g. --opt merge=true "
+             "--opt branches=4 --opt max_new_tokens=6.")] = None,
 ) -> None:
     """Evaluate a predictor on the first N test items, the reference's way."""
     from rich.console import Console
 
     from pricer.data.items import read_items
-    from pricer.evaluate.harness import evaluate
+    from pricer.evaluate.baselines import fit_predictor, price_bounds
+    from pricer.evaluate.harness import check_results_dir, evaluate
     from pricer.predict.registry import make_predictor
 
     console = Console(stderr=True) if json_out else Console()
+    if eval_size < 1:
+        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
     if batch_size is not None and batch_size < 1:
         raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
+    check_results_dir(results)
+    options = _options(opt, {"value": value, "seed": seed, "guesses": guesses, "path": path,
+                             "model": model, "adapter": adapter, "precision": precision,
+                             "device": device, "base_url": base_url, "api_model": api_model})
     items = read_items(data, split="test")
     if not items:
         raise PricerError(f"{data}: the test split is empty")
     with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-        p = make_predictor(predictor, value=value, seed=seed, guesses=guesses, path=path,
-                           model=model, adapter=adapter, precision=precision, device=device,
-                           batch_size=batch_size, base_url=base_url, api_model=api_model)
-        if _needs_fit(p):
-            train_items = _train_items(data, train)
+        p = make_predictor(predictor, **options)
+        fit = None
+        if p.needs_fit:
+            train_items = _train_items(data, train, max_items)
             if train_items is None:
                 raise PricerError(f"{predictor}: needs a train split (--train FILE or a saved "
                                   "data set as --data)" + (" or --value" if predictor == "constant" else ""))
             with console.status(f"fitting {predictor} on {len(train_items):,} train items"):
-                p.fit(train_items)
-        result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
-                          batch_size=batch_size)
+                fit = fit_predictor(p, train_items, price_bounds(train or data))
+            if fit["dropped"]:
+                console.print(f"[yellow]fit: {sum(fit['dropped'].values())} train items left out "
+                              f"({_counts(fit['dropped'])})[/]", highlight=False, soft_wrap=True)
+        result = evaluate(p, items, size=eval_size, name=name, results_dir=results, console=console,
+                          batch_size=batch_size, extra={"fit": fit} if fit else None)
     if json_out:
         sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "items"},
                                     allow_nan=False, default=str) + "\n")
@@ -91,85 +115,81 @@ def eval_command(
                       soft_wrap=True)
 
 
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in counts.items())
+
+
 def baselines(
     data: Annotated[Optional[str], typer.Option(help="A saved data set folder (train and test splits).")] = None,
     train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test file (JSONL/CSV/Parquet) or data set.")] = None,
-    out: Annotated[Path, typer.Option(help="Results folder; fitted models go to OUT/models/.")] = DEFAULT_RESULTS,
-    size: Annotated[int, typer.Option(help="Evaluate on the first N test items.")] = 250,
-    train_size: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
+    results: Annotated[Path, typer.Option(help="Results folder; fitted models go to RESULTS/models/.")] = DEFAULT_RESULTS,
+    eval_size: Annotated[int, typer.Option(help="Evaluate on the first N test items.")] = 250,
+    max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. constant,bow-lr.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random and of the learners.")] = 42,
 ) -> None:
     """Train the classical baselines on the train split, save them, evaluate them on the test split."""
-    import time
-
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pricer.data.items import read_items
     from pricer.evaluate import leaderboard as lb
-    from pricer.evaluate.harness import evaluate
-    from pricer.predict.baselines import KINDS, Baseline
-    from pricer.predict.simple import ConstantPredictor, RandomPredictor
+    from pricer.evaluate.baselines import BASELINES, price_bounds, run_baselines, train_split
+    from pricer.evaluate.harness import check_results_dir
 
     if not (data or (train and test)):
         raise PricerError("give --data (a saved data set) or both --train and --test files")
     if not train and Path(data).is_file():
         raise PricerError(f"{data} is a file, not a saved data set with a train split: give --train")
-    train_items = read_items(train or data, split="train")[:train_size]
+    if eval_size < 1:
+        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    check_results_dir(results)
+    chosen = [k.strip() for k in only.split(",")] if only else list(BASELINES)
+    unknown = [k for k in chosen if k not in BASELINES]
+    if unknown:
+        raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
+    train_items = _train_items(data, train, max_items)
     test_items = read_items(test or data, split="test")
     if not train_items:
         raise PricerError("the train split is empty")
     if not test_items:
         raise PricerError("the test split is empty")
-    wanted = ("random", "constant") + KINDS
-    chosen = [k.strip() for k in only.split(",")] if only else list(wanted)
-    unknown = [k for k in chosen if k not in wanted]
-    if unknown:
-        raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(wanted)})")
+    bounds = price_bounds(train or data)
+    _, kept, dropped = train_split(train_items, bounds)
 
     console = Console()
-    console.print(f"{len(train_items):,} train items, first {min(size, len(test_items))} of "
-                  f"{len(test_items):,} test items; results in {out}/", highlight=False)
-    results = []
+    console.print(f"{len(kept):,} train items, first {min(eval_size, len(test_items))} of "
+                  f"{len(test_items):,} test items; results in {results}/", highlight=False)
+    if dropped:
+        console.print(f"[yellow]{sum(dropped.values())} train items left out, outside the price "
+                      f"bounds ${bounds[0]:g}-${bounds[1]:g} of curation ({_counts(dropped)})[/]",
+                      highlight=False, soft_wrap=True)
     with Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         overall = progress.add_task("baselines", total=len(chosen))
         step = progress.add_task("", total=None)
-        for kind in chosen:
-            progress.update(step, description=f"fitting {kind}", completed=0, total=None)
 
-            def advance(done, total, task=step):
-                progress.update(task, completed=done, total=total)
+        def show(kind, stage, done, total):
+            progress.update(step, description=f"{stage} {kind}", completed=done or 0, total=total)
 
-            start = time.perf_counter()
-            if kind == "random":
-                predictor = RandomPredictor(seed)
-            elif kind == "constant":
-                predictor = ConstantPredictor().fit(train_items)
-            else:
-                predictor = Baseline(kind, seed=seed).fit(train_items, progress=advance)
-                predictor.save(out / "models" / f"{kind}.joblib")
-            fit_seconds = time.perf_counter() - start
-            progress.update(step, description=f"evaluating {kind}", completed=0, total=None)
-            result = evaluate(predictor, test_items, size=size, results_dir=out, show=False,
-                              console=console, batch_size=size)
-            result["timing"]["fit_seconds"] = fit_seconds
-            Path(result["file"]).write_text(json.dumps(result, indent=1, allow_nan=False, default=str))
-            results.append(result)
-            progress.console.print(f"  {kind:<12} error ${result['error']:,.2f}  RMSLE "
-                                   f"{result['rmsle']:.2f}  hits {result['hits']:.1f}%  "
-                                   f"(fit {fit_seconds:.1f} s, predict "
+        def done(result):
+            fit = result.get("fit") or {}
+            progress.console.print(f"  {result['predictor']:<12} error ${result['error']:,.2f}  "
+                                   f"RMSLE {result['rmsle']:.2f}  hits {result['hits']:.1f}%  "
+                                   f"(fit {fit.get('seconds', 0):.1f} s, predict "
                                    f"{result['timing']['seconds']:.1f} s)", highlight=False,
                                    soft_wrap=True)
             progress.advance(overall)
+
+        found = run_baselines(train_items, test_items, chosen, results, eval_size=eval_size,
+                              seed=seed, bounds=bounds, progress=show, on_result=done)
         progress.remove_task(step)
-    board = lb.rows(results)
+    board = lb.rows(found)
     console.print(lb.table(board, title="baselines"))
-    chart = lb.bar_chart(board, out / "baselines.png")
-    console.print(f"models in {out / 'models'}/, chart {chart}; see all with: pricer leaderboard "
-                  f"--results {out}", highlight=False)
+    chart = lb.bar_chart(board, results / "baselines.png")
+    console.print(f"models in {results / 'models'}/, chart {chart}; see all with: pricer leaderboard "
+                  f"--results {results}", highlight=False)
 
 
 def leaderboard(

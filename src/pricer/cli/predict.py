@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pricer.errors import PricerError
+from pricer.errors import PricerError, writing
 
 out = Console()
 err = Console(stderr=True)
@@ -53,6 +53,8 @@ def predict(
         description = sys.stdin.read().strip()
     if batch_size < 1:
         raise PricerError("--batch-size must be at least 1")
+    if output is not None:
+        _check_output(output)  # before any model work: a bad path must not cost the predictions
 
     rows, bad = [], []
     if input is not None:
@@ -74,6 +76,15 @@ def predict(
         _print_one(result, description)
         return
     _predict_file(llm, rows, bad, output, as_test_prompt)
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an --output that is a folder or lies under a file, before anything is computed."""
+    if output.is_dir():
+        raise PricerError(f"{output}: is a folder, expected a .jsonl file to write")
+    existing = next((p for p in output.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise PricerError(f"{output}: {existing} is a file, not a folder")
 
 
 def _print_one(result: dict, description: str) -> None:
@@ -100,18 +111,19 @@ def _predict_file(llm, rows, bad, output: Path, as_test_prompt) -> None:
         task = bar.add_task("predict", total=len(prompts))
         results = llm.predict_details(prompts, progress=lambda n: bar.advance(task, n))
     seconds = time.perf_counter() - start
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", encoding="utf-8") as f:
-        for row, result in zip(rows, results):
-            record = {"id": row.id, "price": result["price"]}
-            for key in ("p10", "p50", "p90", "mass", "reason"):
-                if key in result:
-                    record[key] = result[key]
-            if result.get("truncated"):
-                record["truncated"] = True
-            if not row.text.strip():
-                record["empty"] = True
-            f.write(json.dumps(record) + "\n")
+    with writing(output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with open(output, "w", encoding="utf-8") as f:
+            for row, result in zip(rows, results):
+                record = {"id": row.id, "price": result["price"]}
+                for key in ("p10", "p50", "p90", "mass", "reason"):
+                    if key in result:
+                        record[key] = result[key]
+                if result.get("truncated"):
+                    record["truncated"] = True
+                if not row.text.strip():
+                    record["empty"] = True
+                f.write(json.dumps(record) + "\n")
 
     table = Table(title=f"pricer predict ({llm.name})", title_style="bold")
     table.add_column("", style="bold")

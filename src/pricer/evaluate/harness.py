@@ -2,7 +2,11 @@
 
 `evaluate` predicts in batches (LLM predictors are batched); if a batch raises, it retries that
 batch one item at a time so that only the failing items become errors (scored as misses).
-Items whose truth is missing or <= 0 are skipped (no log) and listed with the reason.
+Items whose truth is missing, <= 0 (no log) or above the curation bound (`max_price`, $999.49 as
+the reference: a $1e12 truth is a data error, not an item to score) are skipped, counted and
+listed with the reason. A run where every item raised is an error (nothing is written); a run
+where some raised is flagged (`failed` in the result, and in the leaderboard).
+The harness uses only the predictor contract (pricer.predict.base.Predictor).
 Output: a coloured per-item table and a summary line (Rich), a scatter chart PNG like the
 reference's, and a result JSON that `pricer leaderboard` gathers.
 """
@@ -16,8 +20,9 @@ import re
 import time
 from pathlib import Path
 
+from pricer.data.curate import REFERENCE
 from pricer.data.items import fingerprint
-from pricer.errors import PricerError
+from pricer.errors import PricerError, writing
 from pricer.evaluate.metrics import GREEN, ORANGE, RED, headline, score, summarise, valid_guess
 
 STYLES = {GREEN: "green", ORANGE: "dark_orange", RED: "red"}
@@ -116,22 +121,34 @@ def _table(rows, skipped, console):
     console.print(text, end="", no_wrap=True, overflow="ellipsis", highlight=False)
 
 
+def check_results_dir(results_dir: str | Path | None) -> None:
+    """Refuse a results folder that is a file (before any work)."""
+    if results_dir is not None and Path(results_dir).exists() and not Path(results_dir).is_dir():
+        raise PricerError(f"{results_dir}: is a file, expected a results folder")
+
+
 def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
              results_dir: str | Path | None = None, data_fingerprint: str | None = None,
-             show: bool = True, console=None, batch_size: int | None = None) -> dict:
+             show: bool = True, console=None, batch_size: int | None = None,
+             max_price: float | None = REFERENCE.max_price, extra: dict | None = None) -> dict:
     """Score `predictor` on the first `size` items (all when None) the reference's way.
 
     Returns the result dict (`error`, `rmsle`, `hits`, `n`, `predictor`, `settings`, per-item
-    rows, skipped items, errors, timing). With `results_dir`, also writes `<name>-<data>.json`
-    and `.png` there. `console`: where tables go (stdout by default; the CLI's --json uses stderr).
+    rows, skipped items, errors, `failed`, timing). With `results_dir`, also writes
+    `<name>-<data>-<settings>.json` and `.png` there. `console`: where tables go (stdout by
+    default; the CLI's --json uses stderr). `max_price`: truths above it are skipped (None: no
+    bound). `extra`: more keys for the result (e.g. fit timing), written with it.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = console or Console()
-    name = name or getattr(predictor, "name", type(predictor).__name__)
+    name = name or predictor.name
     if size is not None and size < 1:
-        raise PricerError(f"--size must be at least 1, got {size}")
+        raise PricerError(f"--eval-size must be at least 1, got {size}")
+    if batch_size is not None and batch_size < 1:
+        raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
+    check_results_dir(results_dir)
     chosen = list(items)[:size] if size is not None else list(items)
     if not chosen:
         raise PricerError("no items to evaluate (the test split is empty)")
@@ -142,15 +159,18 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
         elif item.price <= 0:
             skipped.append({"index": index, "id": item.id,
                             "reason": f"price {item.price} <= 0 (log undefined)"})
+        elif max_price is not None and item.price > max_price:
+            skipped.append({"index": index, "id": item.id,
+                            "reason": f"price {item.price:g} above the curation bound ${max_price:g}"})
         else:
             scored_items.append((index, item))
     if not scored_items:
-        raise PricerError(f"none of the {len(chosen)} items has a price above 0 to compare with")
-    if hasattr(predictor, "attach"):
-        predictor.attach([item for _, item in scored_items])
+        raise PricerError(f"none of the {len(chosen)} items has a usable price to compare with "
+                          f"(above 0{f' and at most ${max_price:g}' if max_price else ''})")
+    predictor.prepare([item for _, item in scored_items])
 
     prompts = [item.prompt for _, item in scored_items]
-    batch_size = batch_size or getattr(predictor, "batch_size", None) or 64
+    batch_size = batch_size or predictor.batch_size
     start = time.perf_counter()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True,
@@ -159,6 +179,9 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
         guesses, errors = _predict_all(predictor, prompts, batch_size,
                                        lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - start
+    if len(errors) == len(prompts):
+        raise PricerError(f"{name}: every item failed, nothing scored (first: "
+                          f"{next(iter(errors.values()))})")
 
     rows, scores = [], []
     for position, ((index, item), guess) in enumerate(zip(scored_items, guesses)):
@@ -172,8 +195,9 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
     fp = data_fingerprint or fingerprint(chosen)
     result = {
         "predictor": name,
-        "settings": getattr(predictor, "settings", dict)(),
+        "settings": predictor.settings(),
         **summary,
+        "failed": len(errors),
         "size": len(chosen),
         "skipped": skipped,
         "errors": [{"index": r["index"], "id": r["id"], "error": r["exception"]}
@@ -182,6 +206,7 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
                  "reference": all(item.id.startswith(REFERENCE_ID_PREFIX) for item in chosen)},
         "timing": {"seconds": seconds, "items_per_second": len(prompts) / seconds if seconds else None},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
         "items": rows,
     }
     title = headline(name, summary)
@@ -193,7 +218,7 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
         if skipped:
             extras.append(f"[yellow]{len(skipped)} skipped[/]")
         if errors:
-            extras.append(f"[red]{len(errors)} raised[/]")
+            extras.append(f"[red]{len(errors)} failed (scored as misses)[/]")
         extras.append(f"{seconds:.2f} s")
         console.print(f"[bold]{title}[/]  ({', '.join(extras)})", highlight=False, soft_wrap=True)
     if results_dir is not None:
@@ -201,7 +226,9 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
         settings = hashlib.sha256(json.dumps(result["settings"], sort_keys=True,
                                              default=str).encode()).hexdigest()[:6]
         base = Path(results_dir) / f"{slug}-{fp[:8]}-{settings}"  # one file per predictor+data
-        result["chart"] = str(chart(rows, title, Path(f"{base}.png")))
+        with writing(results_dir):
+            result["chart"] = str(chart(rows, title, Path(f"{base}.png")))
         result["file"] = f"{base}.json"
-        Path(result["file"]).write_text(json.dumps(result, indent=1, allow_nan=False, default=str))
+        with writing(result["file"]):
+            Path(result["file"]).write_text(json.dumps(result, indent=1, allow_nan=False, default=str))
     return result

@@ -49,17 +49,24 @@ def compact(settings: dict, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+def _failed(result: dict) -> int:
+    """Items whose prediction failed (older result files only list them under "errors")."""
+    return result.get("failed", len(result.get("errors") or []))
+
+
 def rows(results: list[dict], with_reference: bool | None = None) -> list[dict]:
     """Leaderboard rows sorted by error; published rows added when any result is on the
-    reference's data (or when `with_reference` says so)."""
-    out = [{"predictor": r["predictor"], "error": r["error"], "rmsle": r["rmsle"],
+    reference's data (or when `with_reference` says so). A result where some items failed
+    (e.g. API errors, scored as misses) says so beside its name."""
+    out = [{"predictor": r["predictor"] + (f" ({_failed(r)} failed)" if _failed(r) else ""),
+            "failed": _failed(r), "error": r["error"], "rmsle": r["rmsle"],
             "hits": r["hits"], "n": r["n"], "data": r.get("data", {}).get("fingerprint", "?")[:8],
             "settings": compact(r.get("settings") or {}), "published": False, "file": r["file"]}
            for r in results]
     if with_reference is None:
         with_reference = any(r.get("data", {}).get("reference") for r in results)
     if with_reference:
-        out += [{"predictor": name, "error": e, "rmsle": l, "hits": h, "n": 250,
+        out += [{"predictor": name, "failed": 0, "error": e, "rmsle": l, "hits": h, "n": 250,
                  "data": "reference", "settings": "", "published": True, "file": ""}
                 for name, e, l, h in PUBLISHED]
     return sorted(out, key=lambda r: r["error"])

@@ -61,18 +61,24 @@ def score(guess, truth: float) -> Score:
 
 
 def summarise(scores: list[Score]) -> dict:
-    """Error (mean absolute, $), RMSLE, Hits (% green), n, and how many guesses were invalid."""
+    """Error (mean absolute, $), RMSLE, Hits (% green), n, and how many guesses were invalid.
+    The two averages are scikit-learn's (`mean_absolute_error`, `root_mean_squared_log_error`,
+    which uses log(1 + x) as the reference); the hit colours are the reference's, above."""
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_log_error
+
     n = len(scores)
     if n == 0:
         return {"error": None, "rmsle": None, "hits": None, "n": 0, "invalid": 0,
                 "green": 0, "orange": 0, "red": 0}
+    truths, guesses = [s.truth for s in scores], [s.guess for s in scores]
+    green = sum(s.colour == GREEN for s in scores)
     return {
-        "error": sum(s.error for s in scores) / n,
-        "rmsle": math.sqrt(sum(s.sle for s in scores) / n),
-        "hits": sum(s.colour == GREEN for s in scores) / n * 100,  # as the reference computes it
+        "error": float(mean_absolute_error(truths, guesses)),
+        "rmsle": float(root_mean_squared_log_error(truths, guesses)),
+        "hits": green / n * 100,  # as the reference computes it
         "n": n,
         "invalid": sum(not s.valid for s in scores),
-        "green": sum(s.colour == GREEN for s in scores),
+        "green": green,
         "orange": sum(s.colour == ORANGE for s in scores),
         "red": sum(s.colour == RED for s in scores),
     }

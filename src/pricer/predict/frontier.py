@@ -3,25 +3,27 @@
 The reference's prompt (week 6): a system message, the test prompt without "to the nearest
 dollar" and without the price line as the user message, and "Price is $" prefilled as the
 assistant's reply; seed 42, 5 new tokens. The price is read with `extract_price`.
-Written on the standard library's urllib (one POST per item; nothing to install); retries with
-exponential backoff on 429, 5xx, timeouts and dropped connections.
+The `openai` SDK does the HTTP: timeouts, retries with backoff on 429/5xx/dropped connections
+(honouring Retry-After). The first request is made without retries, so an API that cannot be
+reached at all (no network, wrong host or port) stops the run at once with one line.
+The key (and any `user:password@` in the base URL) is redacted from every message and setting.
 """
 
-import json
 import os
-import socket
-import time
-import urllib.error
-import urllib.request
+import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from pricer.data.prompts import PRICE_PREFIX, as_test_prompt
 from pricer.errors import PricerError
+from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
 
 SYSTEM = "You estimate prices of items. Reply only with the price, no explanation"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_VARIABLES = ("PRICER_API_KEY", "OPENAI_API_KEY")
+NO_KEY = "no-key"  # the SDK insists on a key; local servers (vLLM, Ollama) ignore this one
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def messages_for(prompt: str) -> list[dict]:
@@ -33,68 +35,93 @@ def messages_for(prompt: str) -> list[dict]:
             {"role": "assistant", "content": PRICE_PREFIX}]
 
 
-class FrontierPredictor:
+class FrontierPredictor(Predictor):
     """`model` over the chat API at `base_url` (env PRICER_BASE_URL / OPENAI_BASE_URL, else
     OpenAI); the key comes from `api_key` or env PRICER_API_KEY / OPENAI_API_KEY (optional for
     local servers)."""
 
     name = "frontier"
+    batch_size = 16
 
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 seed: int = 42, max_tokens: int = 5, timeout: float = 60.0, retries: int = 5,
-                 backoff: float = 1.0, workers: int = 4):
+    def __init__(self, model: str | None, base_url: str | None = None, api_key: str | None = None,
+                 seed: int = 42, max_tokens: int = 5, timeout: float = 60.0, max_retries: int = 5,
+                 workers: int = 4):
+        from openai import OpenAI
+
         if not model:
             raise PricerError("frontier: give the model name (--api-model)")
+        if timeout <= 0 or max_retries < 0 or workers < 1:
+            raise PricerError("frontier: timeout must be > 0, max_retries >= 0, workers >= 1")
         self.model, self.seed, self.max_tokens = model, seed, max_tokens
         self.base_url = (base_url or os.environ.get("PRICER_BASE_URL")
                          or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.api_key = api_key or next(
             (os.environ[v] for v in KEY_VARIABLES if os.environ.get(v)), None)
-        self.timeout, self.retries, self.backoff, self.workers = timeout, retries, backoff, workers
-        self.batch_size = 16
+        self.timeout, self.max_retries, self.workers = timeout, max_retries, workers
+        self.client = OpenAI(base_url=self.base_url, api_key=self.api_key or NO_KEY,
+                             timeout=timeout, max_retries=max_retries)
+        self._reached = threading.Event()  # set after the first answer from the server
+
+    def redact(self, text: str) -> str:
+        """`text` without the key or the URL's user:password."""
+        text = _USERINFO.sub("***@", str(text))
+        return text.replace(self.api_key, "***") if self.api_key else text
 
     def settings(self) -> dict:  # never the key
-        return {"model": self.model, "base_url": self.base_url, "seed": self.seed,
+        return {"model": self.model, "base_url": self.redact(self.base_url), "seed": self.seed,
                 "max_tokens": self.max_tokens, "system": SYSTEM, "prefill": PRICE_PREFIX}
 
-    def _post(self, body: dict) -> dict:
-        request = urllib.request.Request(
-            f"{self.base_url}/chat/completions", data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json",
-                     **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
-        for attempt in range(self.retries + 1):
+    def _create(self, prompt: str):
+        import openai
+
+        request = dict(model=self.model, messages=messages_for(prompt), seed=self.seed,
+                       max_tokens=self.max_tokens)
+        if not self._reached.is_set():  # first contact: no retries if nobody answers at all
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as e:
-                if e.code in (401, 403):
-                    raise PricerError(f"{self.base_url}: the API refused the key ({e.code}); set "
-                                      "PRICER_API_KEY or OPENAI_API_KEY") from None
-                if e.code == 404:
-                    raise PricerError(f"{self.base_url}: no chat completions there, or no model "
-                                      f"'{self.model}' (404)") from None
-                if e.code != 429 and e.code < 500 or attempt == self.retries:
-                    raise RuntimeError(f"API error {e.code}: {e.read()[:200]!r}") from None
-                wait = e.headers.get("Retry-After")
-                delay = float(wait) if wait and wait.replace(".", "", 1).isdigit() else None
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
-                if attempt == self.retries:
-                    raise RuntimeError(f"API unreachable after {attempt + 1} tries: {e}") from None
-                delay = None
-            time.sleep(min(delay if delay is not None else self.backoff * 2 ** attempt, 60))
-        raise AssertionError("unreachable")
+                reply = self.client.with_options(max_retries=0).chat.completions.create(**request)
+                self._reached.set()
+                return reply
+            except openai.APITimeoutError:
+                pass  # slow, not absent: the normal retries below
+            except openai.APIConnectionError as e:
+                raise PricerError(f"{self.redact(self.base_url)}: cannot reach the API "
+                                  f"({self.redact(e.__cause__ or e)})") from None
+            except openai.APIStatusError as e:
+                self._reached.set()  # it answers; 429/5xx get the normal retries below
+                if e.status_code != 429 and e.status_code < 500:
+                    raise
+        return self.client.chat.completions.create(**request)
 
     def predict_one(self, prompt: str) -> float | None:
-        reply = self._post({"model": self.model, "messages": messages_for(prompt),
-                            "seed": self.seed, "max_tokens": self.max_tokens})
+        import openai
+
+        where = self.redact(self.base_url)
         try:
-            text = reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise RuntimeError(f"unexpected API reply: {str(reply)[:200]}") from None
+            reply = self._create(prompt)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+            raise PricerError(f"{where}: the API refused the key ({e.status_code}); set "
+                              "PRICER_API_KEY or OPENAI_API_KEY") from None
+        except openai.NotFoundError:
+            raise PricerError(f"{where}: no chat completions there, or no model "
+                              f"'{self.model}' (404)") from None
+        except openai.APITimeoutError:
+            raise RuntimeError(f"API timed out after {self.max_retries + 1} tries of "
+                               f"{self.timeout:g} s") from None
+        except openai.APIConnectionError as e:
+            raise RuntimeError(f"API unreachable after {self.max_retries + 1} tries: "
+                               f"{self.redact(e.__cause__ or e)}") from None
+        except openai.APIStatusError as e:
+            raise RuntimeError(self.redact(f"API error {e.status_code}: {e.message}")[:300]) from None
+        try:
+            text = reply.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise RuntimeError(self.redact(f"unexpected API reply: {reply}")[:300]) from None
         return extract_price(text)
 
     def predict(self, prompts: list[str]) -> list[float | None]:
         if self.workers <= 1 or len(prompts) <= 1:
             return [self.predict_one(p) for p in prompts]
+        if not self._reached.is_set():  # find out once, alone, whether the API answers at all
+            return [self.predict_one(prompts[0])] + self.predict(prompts[1:])
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(self.predict_one, prompts))

@@ -21,15 +21,18 @@ position ids, the KV cache, and logits only for the last position of the prompt.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
 
 from pricer.data.prompts import PRICE_PREFIX
 from pricer.errors import PricerError
+from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
 
 METHODS = ("greedy", "topk", "expected")
+CHARS_PER_TOKEN = 8  # a prompt is cut to this many characters per token of context before tokenising
 NUMBER_CHARS = set("0123456789.,$")  # characters that keep a number going under the regex rules
 
 
@@ -90,7 +93,7 @@ def token_tables(tokenizer, device, vocab_size: int = 0) -> TokenTables:
     )
 
 
-class LLMPredictor:
+class LLMPredictor(Predictor):
     """A causal LM behind the predictor contract. Build it with `load_llm_predictor`."""
 
     def __init__(self, model, tokenizer, method: str = "greedy", batch_size: int = 16,
@@ -165,12 +168,18 @@ class LLMPredictor:
     # ---- batching ----
     def _encode(self, prompts):
         """Token ids per prompt; a prompt over the model's limit keeps its head and its
-        "...Price is $" tail, so the model is still asked for the price."""
-        ids = self.tokenizer(list(prompts))["input_ids"]
-        tail = len(self.tokenizer("\n\n" + PRICE_PREFIX, add_special_tokens=False)["input_ids"]) + 1
+        "...Price is $" tail, so the model is still asked for the price. The text is cut to
+        CHARS_PER_TOKEN characters per token of context first, so a huge description costs no
+        more than the context (the tokenizer never sees megabytes)."""
         limit = self.max_prompt_tokens
-        truncated = [len(x) > limit for x in ids]
-        ids = [x[: limit - tail] + x[-tail:] if cut else x for x, cut in zip(ids, truncated)]
+        suffix = "\n\n" + PRICE_PREFIX
+        chars = limit * CHARS_PER_TOKEN
+        cut_text = [len(p) > chars + len(suffix) for p in prompts]
+        prompts = [p[:chars] + p[-len(suffix):] if cut else p for p, cut in zip(prompts, cut_text)]
+        ids = self.tokenizer(list(prompts))["input_ids"]
+        tail = len(self.tokenizer(suffix, add_special_tokens=False)["input_ids"]) + 1
+        truncated = [cut or len(x) > limit for x, cut in zip(ids, cut_text)]
+        ids = [x[: limit - tail] + x[-tail:] if len(x) > limit else x for x in ids]
         return ids, truncated
 
     def _pad(self, rows):
@@ -358,38 +367,55 @@ class LLMPredictor:
         return results
 
 
+class _Quiet8bit(logging.Filter):
+    """Drops bitsandbytes' "MatMul8bitLt: inputs will be cast ..." note, logged once per layer
+    and forward pass (1,260 lines for one 8-bit prediction): expected, and nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("MatMul8bitLt: inputs will be cast")
+
+
+def quiet_8bit() -> None:
+    """Install the filter once on bitsandbytes' matmul logger (where 8-bit inference runs)."""
+    log = logging.getLogger("bitsandbytes.autograd._functions")
+    if not any(isinstance(f, _Quiet8bit) for f in log.filters):
+        log.addFilter(_Quiet8bit())
+
+
 def load_llm_predictor(method: str, model: str = "default", adapter: str | None = None,
                        precision: str = "auto", device: str | None = None, batch_size: int = 16,
                        merge: bool = False, quantize: str | None = None, **options) -> LLMPredictor:
     """A batched LLM predictor (`greedy`, `topk` or `expected`) on `model` (+ LoRA `adapter`).
 
-    precision "auto" means bf16 for inference wherever the hardware computes bf16 fast (CUDA, and
-    CPUs with AVX512-BF16/AMX: ~4.6x fp32 matmul speed on our CPU); else fp32.
+    precision: as `pricer.models.precision.resolve_precision(..., "inference")` settles it
+    ("auto": bf16 where the device computes it fast, else fp32).
     merge: fold the adapter into the weights (`merge_and_unload`), faster than running LoRA apart.
     quantize="int8": dynamic int8 quantisation of the decoder's Linear layers (CPU, fp32 model).
     Measured: faster than fp32, but it wrecks SmolLM2-135M's answers (docs/predict.md); off.
     Other options go to `LLMPredictor` (max_new_tokens, top_k, branches, max_int_digits...)."""
     import torch
+    from transformers.utils import logging as hf_logging
 
-    from pricer.models.load import load_model, pick_device
+    from pricer.models.load import load_model
+    from pricer.models.precision import resolve_precision
 
     if method not in METHODS:
         raise PricerError(f"unknown LLM method '{method}' (choose from {', '.join(METHODS)})")
-    device = pick_device(device)
-    if precision == "auto":
-        fast_bf16 = device.startswith("cuda") or (
-            device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        precision = "bf16" if fast_bf16 else "fp32"
+    resolved = resolve_precision(precision, device, "inference")
+    device, precision = resolved.device, resolved.name
     if quantize not in (None, "int8"):
         raise PricerError(f"unknown quantize '{quantize}' (only int8)")
     if quantize and (device != "cpu" or precision != "fp32"):
         raise PricerError("quantize=int8 is dynamic CPU quantisation: use it with --precision fp32 on cpu")
     if quantize and adapter and not merge:
         raise PricerError("quantize=int8 needs the adapter merged: add --merge")
+    if adapter and merge and resolved.quantized:
+        raise PricerError("cannot merge an adapter into a 4/8-bit model; leave merge off")
+    if precision == "8bit":
+        quiet_8bit()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars inside eval/predict output
     loaded, tokenizer = load_model(model, adapter=adapter, precision=precision, device=device)
     if adapter and merge:
-        if precision in ("8bit", "4bit"):
-            raise PricerError("cannot merge an adapter into a 4/8-bit model; leave merge off")
         loaded = loaded.merge_and_unload()
     if quantize == "int8":
         # decoder layers only, per-channel weight scales: still not enough for SmolLM2 (its

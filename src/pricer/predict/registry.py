@@ -1,59 +1,149 @@
-"""Every predictor by name, so that `pricer eval` and training's evaluation build them one way.
+"""Every predictor by name: a table of factories {name: factory(**options) -> Predictor}.
 
-constant, random, guesses: simple.py; baseline (a saved one, --path) and the baseline kinds
-(features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on --train): baselines.py;
-frontier: frontier.py; greedy, topk, expected: the local LLM (pricer.predict.llm).
+constant, random, guesses: simple.py; baseline (a saved one, path=) and the baseline kinds
+(features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on a train split): baselines.py;
+frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
+
+A factory's keyword arguments, with their types and defaults, are the predictor's options. From
+Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
+(`pricer eval --opt branches=4`), converted here to the declared type, so any option of any
+predictor is reachable the same way. An unknown option or a bad value is one clear PricerError.
 """
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from pathlib import Path
 
 from pricer.errors import PricerError
 
 LLM_METHODS = ("greedy", "topk", "expected")
-SIMPLE = ("constant", "random", "guesses", "baseline", "frontier")
+from pricer.predict.baselines import KINDS as BASELINE_KINDS  # noqa: E402  (numpy only)
+
+
+def constant(value: float | None = None):
+    from pricer.predict.simple import ConstantPredictor
+
+    return ConstantPredictor(value)
+
+
+def random(seed: int = 42):
+    from pricer.predict.simple import RandomPredictor
+
+    return RandomPredictor(seed)
+
+
+def guesses(guesses: Path | None = None):
+    from pricer.predict.simple import GuessesPredictor
+
+    if guesses is None:
+        raise PricerError("guesses: give the CSV file with --guesses FILE.csv (columns id,guess)")
+    return GuessesPredictor(guesses)
+
+
+def baseline(path: Path | None = None):
+    from pricer.predict.baselines import load_baseline
+
+    if path is None:
+        raise PricerError("baseline: give the saved baseline with --path FILE")
+    return load_baseline(path)
+
+
+def frontier(api_model: str | None = None, model: str | None = None, base_url: str | None = None,
+             api_key: str | None = None, seed: int = 42, max_tokens: int = 5,
+             timeout: float = 60.0, max_retries: int = 5, workers: int = 4):
+    from pricer.predict.frontier import FrontierPredictor
+
+    return FrontierPredictor(api_model or model, base_url=base_url, api_key=api_key, seed=seed,
+                             max_tokens=max_tokens, timeout=timeout, max_retries=max_retries,
+                             workers=workers)
+
+
+def _llm(method: str):
+    def factory(model: str = "default", adapter: str | None = None, precision: str = "auto",
+                device: str | None = None, batch_size: int = 16, merge: bool = False,
+                quantize: str | None = None, max_new_tokens: int | None = None, top_k: int = 3,
+                branches: int = 8, max_int_digits: int = 5, max_decimals: int = 0,
+                min_prob: float = 1e-4, name: str | None = None):
+        from pricer.predict.llm import load_llm_predictor
+
+        return load_llm_predictor(method, model=model, adapter=adapter, precision=precision,
+                                  device=device, batch_size=batch_size, merge=merge,
+                                  quantize=quantize, max_new_tokens=max_new_tokens, top_k=top_k,
+                                  branches=branches, max_int_digits=max_int_digits,
+                                  max_decimals=max_decimals, min_prob=min_prob, name=name)
+
+    return factory
+
+
+def _baseline_kind(kind: str):
+    def factory(seed: int = 42):
+        from pricer.predict.baselines import Baseline
+
+        return Baseline(kind, seed=seed)
+
+    return factory
+
+
+FACTORIES = {
+    "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
+    "frontier": frontier,
+    **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
+    **{method: _llm(method) for method in LLM_METHODS},
+}
 
 
 def names() -> tuple[str, ...]:
-    from pricer.predict.baselines import KINDS
+    return tuple(FACTORIES)
 
-    return SIMPLE + KINDS + LLM_METHODS
+
+def option_types(name: str) -> dict[str, type]:
+    """{option: its type (Optional unwrapped)} of predictor `name`."""
+    factory = _factory(name)
+    hints = typing.get_type_hints(factory)
+    out = {}
+    for key in inspect.signature(factory).parameters:
+        kind = hints.get(key, str)
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        out[key] = kind
+    return out
+
+
+def _factory(name: str):
+    if name not in FACTORIES:
+        raise PricerError(f"unknown predictor '{name}' (choose from {', '.join(FACTORIES)})")
+    return FACTORIES[name]
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def convert(name: str, key: str, value, kind: type):
+    """`value` (text from the CLI, or already typed) as `kind`; a PricerError when it is not."""
+    if not isinstance(value, str) or kind is str:
+        return value
+    text = value.strip()
+    if kind is bool:
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise PricerError(f"{name}: option {key}={value!r} must be true or false")
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+        raise PricerError(f"{name}: option {key}={value!r} must be {what}") from None
 
 
 def make_predictor(name: str, **options):
-    """A predictor from its name and options (value, seed, guesses, path, model, adapter,
-    precision, device, batch_size, base_url, api_model, api_key). Options left None are unset."""
-    o = {k: v for k, v in options.items() if v is not None}
-    if name == "constant":
-        from pricer.predict.simple import ConstantPredictor
-
-        return ConstantPredictor(o.get("value"))
-    if name == "random":
-        from pricer.predict.simple import RandomPredictor
-
-        return RandomPredictor(o.get("seed", 42))
-    if name == "guesses":
-        from pricer.predict.simple import GuessesPredictor
-
-        if "guesses" not in o:
-            raise PricerError("guesses: give the CSV file with --guesses FILE.csv (columns id,guess)")
-        return GuessesPredictor(o["guesses"])
-    if name == "baseline":
-        from pricer.predict.baselines import load_baseline
-
-        if "path" not in o:
-            raise PricerError("baseline: give the saved baseline with --path FILE")
-        return load_baseline(o["path"])
-    if name == "frontier":
-        from pricer.predict.frontier import FrontierPredictor
-
-        return FrontierPredictor(o.get("api_model") or o.get("model"), base_url=o.get("base_url"),
-                                 api_key=o.get("api_key"), seed=o.get("seed", 42))
-    if name in LLM_METHODS:
-        from pricer.predict.llm import load_llm_predictor
-
-        return load_llm_predictor(name, model=o.get("model", "default"), adapter=o.get("adapter"),
-                                  precision=o.get("precision", "auto"), device=o.get("device"),
-                                  batch_size=o.get("batch_size", 16))
-    from pricer.predict.baselines import KINDS, Baseline
-
-    if name in KINDS:
-        return Baseline(name, seed=o.get("seed", 42))
-    raise PricerError(f"unknown predictor '{name}' (choose from {', '.join(names())})")
+    """A predictor from its name and options; options left None are unset (the default)."""
+    factory = _factory(name)
+    kinds = option_types(name)
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(kinds))
+    if unknown:
+        raise PricerError(f"{name}: no option {', '.join(unknown)} (it takes: "
+                          f"{', '.join(kinds) or 'none'})")
+    return factory(**{k: convert(name, k, v, kinds[k]) for k, v in given.items()})

@@ -5,26 +5,32 @@ figures (constant 220.46 -> $145.51; random seed 42 -> $340.74 on the reference'
 """
 
 import csv
+import math
 import random
+from collections import Counter
 from pathlib import Path
 
-from pricer.errors import PricerError
+from pricer.errors import PricerError, reading
+from pricer.predict.base import Predictor
 
 
-class ConstantPredictor:
+class ConstantPredictor(Predictor):
     """Always the same price: `value`, or the mean train price once `fit` has seen the train split."""
 
     name = "constant"
 
     def __init__(self, value: float | None = None):
+        if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+            raise PricerError(f"constant: the value must be a finite price >= 0, got {value}")
         self.value = None if value is None else float(value)
+        self.needs_fit = self.value is None  # without a value, it learns the train mean
 
-    def fit(self, items) -> "ConstantPredictor":
-        if self.value is None:
-            prices = [item.price for item in items if item.price is not None]
-            if not prices:
-                raise PricerError("constant: the train split has no prices to average")
-            self.value = sum(prices) / len(prices)
+    def fit(self, prompts, prices, progress=None) -> "ConstantPredictor":
+        prices = [p for p in prices if p is not None]
+        if not prices:
+            raise PricerError("constant: the train split has no prices to average")
+        self.value = sum(prices) / len(prices)
+        self.needs_fit = False
         return self
 
     def settings(self) -> dict:
@@ -36,7 +42,7 @@ class ConstantPredictor:
         return [self.value] * len(prompts)
 
 
-class RandomPredictor:
+class RandomPredictor(Predictor):
     """The reference's random pricer: seed once, then one `randrange(1, 1000)` per item, in order.
 
     `random.Random(seed)` draws exactly what `random.seed(seed)` + `random.randrange` draw, without
@@ -57,27 +63,33 @@ class RandomPredictor:
 
 
 def read_guesses(path: str | Path) -> dict[str, float | None]:
-    """`id,guess` rows of a CSV file -> {id: guess}; a guess that is not a number becomes None."""
+    """`id,guess` rows of a CSV file -> {id: guess}; a guess that is not a number becomes None.
+    An id given twice is refused (which guess counts would be a silent choice)."""
     path = Path(path)
     if not path.is_file():
         raise PricerError(f"{path}: no such guesses file")
-    with open(path, newline="", encoding="utf-8") as f:
+    with reading(path), open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"id", "guess"} <= set(reader.fieldnames):
             raise PricerError(f"{path}: needs the columns id,guess (has: {reader.fieldnames})")
-        guesses = {}
-        for row in reader:
-            try:
-                guesses[str(row["id"]).strip()] = float(row["guess"])
-            except (TypeError, ValueError):
-                guesses[str(row["id"]).strip()] = None
+        rows = [(str(row["id"]).strip(), row["guess"]) for row in reader]
+    twice = [i for i, n in Counter(i for i, _ in rows).items() if n > 1]
+    if twice:
+        raise PricerError(f"{path}: {len(twice)} id(s) appear more than once (e.g. '{twice[0]}'); "
+                          "keep one guess per id")
+    guesses = {}
+    for rid, guess in rows:
+        try:
+            guesses[rid] = float(guess)
+        except (TypeError, ValueError):
+            guesses[rid] = None
     return guesses
 
 
-class GuessesPredictor:
+class GuessesPredictor(Predictor):
     """Guesses made elsewhere (a person, another tool), read from `id,guess` CSV.
 
-    The harness calls `attach(items)` so that each prompt can be matched to its item's id; an item
+    The harness calls `prepare(items)` so that each prompt can be matched to its item's id; an item
     without a guess in the file gets None (scored as a miss, and counted).
     """
 
@@ -88,7 +100,7 @@ class GuessesPredictor:
         self.guesses = read_guesses(guesses)
         self.ids: dict[str, str] = {}
 
-    def attach(self, items) -> None:
+    def prepare(self, items) -> None:
         self.ids = {item.prompt: item.id for item in items}
         if items and not any(item.id in self.guesses for item in items):
             raise PricerError(f"{self.path}: none of its ids match the data's ids "

@@ -1,0 +1,101 @@
+"""Fit predictors on a train split and run the classical baselines (`pricer baselines`).
+
+Train prices get the same bounds as curation (`pricer.data.curate` Settings min_price/max_price,
+or those in a saved data set's report.json): a train file with negative, zero or $1e12 prices
+would otherwise fit a nonsense constant or regression. What is dropped is counted and returned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from pricer.errors import PricerError
+
+BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf")
+
+
+def price_bounds(source: str | Path | None = None) -> tuple[float, float]:
+    """(min_price, max_price) of curation: a saved data set's own (report.json), else the
+    reference's defaults."""
+    from pricer.data.curate import REFERENCE
+
+    report = Path(source) / "report.json" if source is not None else None
+    if report is not None and report.is_file():
+        try:
+            settings = json.loads(report.read_text()).get("settings") or {}
+            return float(settings["min_price"]), float(settings["max_price"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # an older or hand-made report: the defaults below
+    return REFERENCE.min_price, REFERENCE.max_price
+
+
+def train_split(items, bounds: tuple[float, float]) -> tuple[list[str], list[float], dict]:
+    """(prompts, prices, {reason: count dropped}) of the items whose price is within `bounds`."""
+    low, high = bounds
+    prompts, prices, dropped = [], [], Counter()
+    for item in items:
+        if item.price is None:
+            dropped["no price"] += 1
+        elif item.price < low:
+            dropped[f"price below ${low:g}"] += 1
+        elif item.price > high:
+            dropped[f"price above ${high:g}"] += 1
+        else:
+            prompts.append(item.prompt)
+            prices.append(item.price)
+    return prompts, prices, dict(dropped)
+
+
+def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) -> dict:
+    """Fit `predictor` on the items within the price bounds; returns what the fit saw
+    ({"train_items", "dropped", "seconds"}), to record beside the result."""
+    prompts, prices, dropped = train_split(items, bounds)
+    if not prompts:
+        raise PricerError(f"{predictor.name}: no train item has a price within "
+                          f"${bounds[0]:g}-${bounds[1]:g} ({sum(dropped.values())} dropped)")
+    start = time.perf_counter()
+    predictor.fit(prompts, prices, progress=progress)
+    return {"train_items": len(prompts), "dropped": dropped,
+            "seconds": time.perf_counter() - start}
+
+
+def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int = 250,
+                  seed: int = 42, bounds: tuple[float, float] | None = None,
+                  progress=None, on_result=None) -> list[dict]:
+    """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops),
+    evaluate each on the first `eval_size` test items and write its result once.
+
+    `progress(kind, stage, done, total)` reports "fitting"/"evaluating" (done/total may be None);
+    `on_result(result)` is called after each baseline. Returns the results."""
+    from pricer.evaluate.harness import check_results_dir, evaluate
+    from pricer.predict.baselines import KINDS
+    from pricer.predict.registry import make_predictor
+
+    unknown = [k for k in chosen if k not in BASELINES]
+    if unknown:
+        raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
+    if eval_size < 1:
+        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    check_results_dir(results_dir)
+    bounds = bounds or price_bounds()
+    report = progress or (lambda *args: None)
+    results = []
+    for kind in chosen:
+        predictor = make_predictor(kind, seed=seed) if kind != "constant" else make_predictor(kind)
+        fit = None
+        if predictor.needs_fit:
+            report(kind, "fitting", None, None)
+            fit = fit_predictor(predictor, train_items, bounds,
+                                progress=lambda done, total, k=kind: report(k, "fitting", done, total))
+        if kind in KINDS:  # the learnt baselines (not random/constant) are kept
+            predictor.save(Path(results_dir) / "models" / f"{kind}.skops")
+        report(kind, "evaluating", None, None)
+        result = evaluate(predictor, test_items, size=eval_size, results_dir=results_dir,
+                          show=False, batch_size=eval_size, extra={"fit": fit} if fit else None)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
