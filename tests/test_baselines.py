@@ -4,15 +4,14 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from clirun import assert_ok, pricer
 from conftest import AMAZON_TEST, AMAZON_TRAIN
-from pricer.cli import app
 from pricer.data.items import read_items
 from pricer.data.prompts import description
 from pricer.errors import PricerError
 from pricer.evaluate.harness import evaluate
-from pricer.predict.baselines import Baseline, hand_features, load_baseline
+from pricer.predict.baselines import Baseline, features_of, hand_features, load_baseline
 from pricer.predict.registry import make_predictor
 
 
@@ -35,42 +34,85 @@ def test_hand_features_read_the_text():
     assert np.isnan(hand_features("no facts here")[:2]).all()
 
 
+def fit(kind, items, **options):
+    return Baseline(kind, **options).fit([i.prompt for i in items], [i.price for i in items])
+
+
+def test_features_lr_is_the_reference_regression(train, test):
+    """features-lr = linear regression on the 4 hand features, missing values filled with the
+    TRAIN means (computed here by hand), clipped at 0."""
+    from sklearn.linear_model import LinearRegression
+
+    x = features_of([description(i.prompt) for i in train])
+    means = np.nanmean(x, axis=0)
+    by_hand = LinearRegression().fit(np.where(np.isnan(x), means, x), [i.price for i in train])
+    xt = features_of([description(i.prompt) for i in test])
+    expected = np.maximum(by_hand.predict(np.where(np.isnan(xt), means, xt)), 0)
+    got = fit("features-lr", train).predict([i.prompt for i in test])
+    assert got == pytest.approx(list(expected), rel=1e-9)
+    assert min(got) == 0.0 or min(expected) > 0  # the clip is the reference's
+
+
+def test_refit_starts_from_scratch(train, test):
+    """A refit learns the new split only (the old hand-written imputer kept the first fill)."""
+    prompts = [i.prompt for i in test]
+    twice = fit("features-lr", train[300:]).fit([i.prompt for i in train[:300]],
+                                                 [i.price for i in train[:300]])
+    assert twice.predict(prompts) == fit("features-lr", train[:300]).predict(prompts)
+    assert twice.settings()["train_size"] == 300
+
+
 @pytest.mark.parametrize("kind", ["features-lr", "bow-lr"])
 def test_fit_save_reload(kind, train, test, tmp_path):
-    baseline = Baseline(kind).fit(train)
+    baseline = fit(kind, train)
     guesses = baseline.predict([i.prompt for i in test])
-    assert len(guesses) == 60 and all(g >= 0 and np.isfinite(g) for g in guesses)
     assert len(set(guesses)) > 10  # it uses the text, not one constant
-    path = baseline.save(tmp_path / f"{kind}.joblib")
+    path = baseline.save(tmp_path / f"{kind}.skops")
     again = make_predictor("baseline", path=path)
-    assert again.predict([i.prompt for i in test]) == guesses
+    assert not again.needs_fit and again.name == kind
+    assert again.predict([i.prompt for i in test]) == guesses  # exactly the same model
     assert again.settings() == {"kind": kind, "seed": 42, "train_size": 600}
+
+
+def test_saved_pickle_is_refused_without_running_it(tmp_path):
+    """A pickle/joblib file that would run code is refused before anything is unpickled."""
+    import joblib
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    joblib.dump(Evil(), tmp_path / "evil.joblib")
+    with pytest.raises(PricerError, match="not a saved baseline"):
+        load_baseline(tmp_path / "evil.joblib")
+    assert not marker.exists()
 
 
 def test_bag_of_words_learns_on_train(train):
     """On its own train items the bag of words beats the train mean by a wide margin."""
-    baseline = Baseline("bow-lr").fit(train)
+    baseline = fit("bow-lr", train)
     mean = sum(i.price for i in train) / len(train)
     bow = evaluate(baseline, train, size=600, show=False)["error"]
     const = evaluate(make_predictor("constant", value=mean), train, size=600, show=False)["error"]
     assert bow < 0.8 * const
 
 
-def test_embedding_baselines_use_the_description(train, test, tmp_path, monkeypatch):
-    import pricer.predict.baselines as b
+def test_embedding_baselines_use_the_description(train, test, tmp_path):
+    from pricer.predict.baselines import embed
 
-    seen = []
-    real = b.embed
-    monkeypatch.setattr(b, "embed", lambda texts, progress=None: seen.extend(texts) or real(texts, progress))
     few = train[:24]  # embedding is slow on 2 shared cores: a few dozen texts only
-    for kind in ("embed-lr", "embed-rf"):
-        baseline = Baseline(kind).fit(few)
-        guesses = baseline.predict([i.prompt for i in test[:6]])
-        assert all(g >= 0 for g in guesses) and len(set(guesses)) > 1
-        reloaded = load_baseline(baseline.save(tmp_path / f"{kind}.joblib"))
-        assert reloaded.predict([i.prompt for i in test[:6]]) == pytest.approx(guesses, rel=1e-5)
-    assert seen[0] == description(few[0].prompt) and "nearest dollar" not in seen[0]
-    vectors = real([description(i.prompt) for i in test[:3]])
+    prompts = [i.prompt for i in test[:6]]
+    for kind in ("embed-lr", "embed-svr", "embed-rf"):
+        baseline = fit(kind, few)
+        guesses = baseline.predict(prompts)
+        assert len(set(guesses)) > 1
+        # the question boilerplate is not what it sees: bare descriptions give the same guesses
+        assert baseline.predict([description(p) for p in prompts]) == pytest.approx(guesses)
+        reloaded = load_baseline(baseline.save(tmp_path / f"{kind}.skops"))
+        assert reloaded.predict(prompts) == pytest.approx(guesses, rel=1e-5)
+    vectors = embed([description(i.prompt) for i in test[:3]])
     assert vectors.shape == (3, 384)
     assert np.linalg.norm(vectors, axis=1) == pytest.approx(1, rel=1e-3)  # MiniLM normalises
     assert not np.allclose(vectors[0], vectors[1])
@@ -81,26 +123,26 @@ def test_bad_baseline_input(tmp_path):
         Baseline("nope")
     with pytest.raises(PricerError, match="not fitted"):
         Baseline("bow-lr").predict(["x"])
-    junk = tmp_path / "junk.joblib"
+    junk = tmp_path / "junk.skops"
     junk.write_text("not a model")
     with pytest.raises(PricerError, match="not a saved baseline"):
         load_baseline(junk)
 
 
 def test_baselines_command_fits_saves_evaluates(tmp_path):
-    res = CliRunner().invoke(app, ["baselines", "--train", str(AMAZON_TRAIN), "--test",
-                                   str(AMAZON_TEST), "--train-size", "300", "--size", "40",
-                                   "--only", "random,constant,features-lr,bow-lr",
-                                   "--out", str(tmp_path)])
-    assert res.exit_code == 0, res.output
+    assert_ok(pricer("baselines", "--train", AMAZON_TRAIN, "--test", AMAZON_TEST, "--max-items",
+                     "300", "--eval-size", "40", "--only", "random,constant,features-lr,bow-lr",
+                     "--results", tmp_path))
     results = {json.loads(p.read_text())["predictor"]: json.loads(p.read_text())
                for p in tmp_path.glob("*.json")}
     assert set(results) == {"random", "constant", "features-lr", "bow-lr"}
     assert all(r["n"] == 40 for r in results.values())
+    assert results["bow-lr"]["fit"]["train_items"] == 300
+    prices = [i.price for i in read_items(AMAZON_TRAIN, split="train")[:300]]
+    assert results["constant"]["settings"]["value"] == pytest.approx(sum(prices) / 300)
     # a saved model, reloaded through `pricer eval`, gives the same figures
-    res = CliRunner().invoke(app, ["eval", "--data", str(AMAZON_TEST), "--predictor", "baseline",
-                                   "--path", str(tmp_path / "models" / "bow-lr.joblib"),
-                                   "--size", "40", "--json", "--results", str(tmp_path / "again")])
-    assert res.exit_code == 0, res.output
+    res = assert_ok(pricer("eval", "--data", AMAZON_TEST, "--predictor", "baseline", "--path",
+                           tmp_path / "models" / "bow-lr.skops", "--size", "40", "--json",
+                           "--results", tmp_path / "again"))
     assert json.loads(res.stdout)["error"] == pytest.approx(results["bow-lr"]["error"])
     assert (tmp_path / "baselines.png").exists()
