@@ -1,11 +1,13 @@
 """The frontier predictor against a small local OpenAI-compatible server (never the internet)."""
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from clirun import assert_bad_input, assert_ok, pricer
 from conftest import AMAZON_TEST
 from pricer.data.items import read_items
 from pricer.errors import PricerError
@@ -15,21 +17,26 @@ from pricer.predict.registry import make_predictor
 
 
 class FakeAPI(BaseHTTPRequestHandler):
-    """Replies with the statuses queued in `server.plan` (then 200), recording every request."""
+    """Replies with the statuses queued in `server.plan` (then 200), recording every request;
+    an item whose text holds "Moen" fails with 500 when `server.fail_moen` is set. Error bodies
+    echo the request's Authorization header, as a careless server might."""
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"path": self.path, "body": body,
                                      "auth": self.headers.get("Authorization")})
+        user = body["messages"][1]["content"]
         status = self.server.plan.pop(0) if self.server.plan else 200
+        if self.server.fail_moen and "Moen" in user:
+            status = 500
         if status != 200:
             self.send_response(status)
             if status == 429:
                 self.send_header("Retry-After", "0")
             self.end_headers()
-            self.wfile.write(b'{"error": "busy"}')
+            echo = {"error": {"message": f"busy; you sent {self.headers.get('Authorization')}"}}
+            self.wfile.write(json.dumps(echo).encode())
             return
-        user = body["messages"][1]["content"]
         reply = {"choices": [{"message": {"role": "assistant",
                                           "content": "1,234.50" if "Cello" in user else "89"}}]}
         data = json.dumps(reply).encode()
@@ -46,7 +53,7 @@ class FakeAPI(BaseHTTPRequestHandler):
 @pytest.fixture
 def api():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
-    server.requests, server.plan = [], []
+    server.requests, server.plan, server.fail_moen = [], [], False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -77,19 +84,38 @@ def test_reference_prompt_and_price(api, monkeypatch):
 
 def test_retries_429_then_succeeds(api):
     api.plan = [429, 503]
-    p = FrontierPredictor("m", base_url=url(api), backoff=0.01, workers=1)
+    p = FrontierPredictor("m", base_url=url(api), workers=1)
     assert p.predict(["How much does this cost to the nearest dollar?\n\nA thing\n\nPrice is $"]) == [89.0]
     assert len(api.requests) == 3
 
 
-def test_gives_up_after_retries_and_harness_records_it(api):
-    items = read_items(AMAZON_TEST)[:3]
-    api.plan = [500] * 20
-    p = FrontierPredictor("m", base_url=url(api), backoff=0.001, retries=2, workers=1)
-    result = evaluate(p, items, show=False)
-    # the batch failed, then each item was retried alone: every item failed after 3 tries
-    assert len(result["errors"]) == 3 and "API error 500" in result["errors"][0]["error"]
-    assert result["invalid"] == 3 and result["n"] == 3
+def test_partial_failure_is_flagged_and_the_key_never_written(api, tmp_path):
+    """One item fails (500 after its retries): scored as a miss, flagged in the result and the
+    leaderboard; the server's error body echoes the key, which is redacted everywhere."""
+    from pricer.evaluate.leaderboard import read_results, rows
+
+    items = read_items(AMAZON_TEST)[:3]  # the first is the Moen faucet
+    api.fail_moen = True
+    p = FrontierPredictor("m", base_url=url(api), api_key="sk-secret-123", max_retries=0)
+    result = evaluate(p, items, results_dir=tmp_path, show=False)
+    assert result["failed"] == 1 and result["n"] == 3 and result["invalid"] == 1
+    assert [e["id"] for e in result["errors"]] == [items[0].id]
+    assert "API error 500" in result["errors"][0]["error"] and "***" in result["errors"][0]["error"]
+    written = "".join(f.read_text() for f in tmp_path.glob("*.json"))
+    assert "sk-secret-123" not in written
+    board = rows(read_results(tmp_path)[0], with_reference=False)
+    assert board[0]["predictor"] == "frontier (1 failed)"
+
+
+def test_every_item_failing_is_an_error_with_no_result(api, tmp_path):
+    api.fail_moen = True
+    items = [i for i in read_items(AMAZON_TEST)[:1]]
+    res = pricer("eval", "--data", AMAZON_TEST, "--predictor", "frontier", "--base-url", url(api),
+                 "--api-model", "m", "--opt", "max_retries=0", "--opt", "api_key=sk-secret-123",
+                 "--size", "1", "--results", tmp_path)
+    assert_bad_input(res, "every item failed", "API error 500")
+    assert "sk-secret-123" not in res.stdout + res.stderr
+    assert items and not any(tmp_path.iterdir())
 
 
 def test_refused_key_is_a_clear_error(api):
@@ -98,24 +124,37 @@ def test_refused_key_is_a_clear_error(api):
         FrontierPredictor("m", base_url=url(api), workers=1).predict(["x"])
 
 
-def test_unreachable_server_times_out_into_an_error():
-    p = FrontierPredictor("m", base_url="http://127.0.0.1:9/v1", retries=1, backoff=0.001,
-                          timeout=1, workers=1)
-    with pytest.raises(RuntimeError, match="unreachable"):
-        p.predict(["x"])
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_no_network_stops_at_once_with_one_line(tmp_path):
+    """Connection refused: exit 2 after one attempt (no retries, no per-item loop), no result,
+    and the user:password of the URL is not echoed."""
+    base = f"http://user:hunter2@127.0.0.1:{closed_port()}/v1"
+    res = pricer("eval", "--data", AMAZON_TEST, "--predictor", "frontier", "--base-url", base,
+                 "--api-model", "m", "--size", "20", "--results", tmp_path)
+    line = assert_bad_input(res, "cannot reach the API")
+    assert "hunter2" not in line and "***@127.0.0.1" in line
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_settings_never_hold_secrets(monkeypatch):
+    monkeypatch.setenv("PRICER_API_KEY", "sk-env-key")
+    p = FrontierPredictor("m", base_url="https://me:pw@example.invalid/v1")
+    text = json.dumps(p.settings())
+    assert "sk-env-key" not in text and "pw@" not in text and "***@example.invalid" in text
 
 
 def test_cli_eval_frontier_json(api, tmp_path):
-    from typer.testing import CliRunner
-
-    from pricer.cli import app
-
-    res = CliRunner().invoke(app, ["eval", "--data", str(AMAZON_TEST), "--predictor", "frontier",
-                                   "--base-url", url(api), "--api-model", "local-model",
-                                   "--size", "3", "--json", "--results", str(tmp_path)])
-    assert res.exit_code == 0, res.output
+    res = assert_ok(pricer("eval", "--data", AMAZON_TEST, "--predictor", "frontier", "--base-url",
+                           url(api), "--api-model", "local-model", "--size", "3", "--json",
+                           "--results", tmp_path))
     result = json.loads(res.stdout)
     assert result["n"] == 3 and result["settings"]["model"] == "local-model"
+    assert result["failed"] == 0
     truths = [i.price for i in read_items(AMAZON_TEST)[:3]]  # the fake API answers 1,234.50 / 89
     guesses = [1234.5 if n == 1 else 89.0 for n in range(3)]
     assert result["error"] == pytest.approx(sum(abs(g - t) for g, t in zip(guesses, truths)) / 3)

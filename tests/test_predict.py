@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from clirun import assert_bad_input, assert_ok, pricer
 from pricer.data.prompts import test_prompt as make_prompt
 from pricer.errors import PricerError
 from pricer.predict.extract import extract_price
@@ -51,25 +52,20 @@ def peaky_llama(tiny_llama):
     return model, AutoTokenizer.from_pretrained(tiny_llama)
 
 
-@pytest.fixture(scope="module")
-def bigram_llama(tmp_path_factory, default_model_dir):
+def bigram_model(tok, table: dict, path):
     """A 1-layer Llama whose attention and MLP write nothing, so the next token depends only on
-    the current one (a bigram table in the embeddings and lm_head). After " $" it writes "4"
-    (p=.7) or "1" (.3); after "4": "2" (.6) or "\\n" (.4); after "2" or "1": "\\n".
-    So greedy says 42, and the number distribution is {42: .42, 4: .28, 1: .30}."""
+    the current one: `table` {token: {next token: probability}}, saved with `tok` to `path`."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(default_model_dir)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=64,
                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=256, tie_word_embeddings=False, rms_norm_eps=1e-10,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id)
     model = LlamaForCausalLM(config)
-    ids = {s: tok(s, add_special_tokens=False)["input_ids"][0] for s in (" $", "4", "1", "2", "\n")}
-    table = {" $": {"4": 0.7, "1": 0.3}, "4": {"2": 0.6, "\n": 0.4}, "2": {"\n": 1.0},
-             "1": {"\n": 1.0}, "\n": {"\n": 1.0}}
+    ids = {s: tok(s, add_special_tokens=False)["input_ids"][0]
+           for s in {*table, *(n for nxt in table.values() for n in nxt)}}
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -83,10 +79,33 @@ def bigram_llama(tmp_path_factory, default_model_dir):
             model.model.embed_tokens.weight[ids[src], k] = 1.0  # RMSNorm makes it 8 * e_k
             for s, p in nxt.items():  # logit = log p + 40: other tokens (logit ~0) get ~1e-13
                 model.lm_head.weight[ids[s], k] = (math.log(p) + 40) / 8
-    path = tmp_path_factory.mktemp("bigram-llama")
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def bigram_llama(tmp_path_factory, default_model_dir):
+    """After " $" it writes "4" (p=.7) or "1" (.3); after "4": "2" (.6) or "\\n" (.4); after "2"
+    or "1": "\\n". So greedy says 42, and the number distribution is {42: .42, 4: .28, 1: .30}."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    table = {" $": {"4": 0.7, "1": 0.3}, "4": {"2": 0.6, "\n": 0.4}, "2": {"\n": 1.0},
+             "1": {"\n": 1.0}, "\n": {"\n": 1.0}}
+    return bigram_model(tok, table, tmp_path_factory.mktemp("bigram-llama"))
+
+
+@pytest.fixture(scope="module")
+def whole_price_llama(tmp_path_factory, default_model_dir):
+    """A tokenizer with whole prices as single tokens (as Llama 3's "100", "300"), and a model
+    that, after " $", writes "100" (p=.5), "Hello" (.3, not a number) or "300" (.2)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    tok.add_tokens(["100", "300", "999"])
+    table = {" $": {"100": 0.5, "Hello": 0.3, "300": 0.2}}
+    return bigram_model(tok, table, tmp_path_factory.mktemp("whole-price-llama"))
 
 
 def brute_force(model, tok, prompt, max_int=2, max_dec=1):
@@ -201,43 +220,68 @@ def test_topk_refuses_digit_tokenizers(peaky_llama):
         LLMPredictor(model, tok, "topk")
 
 
-def test_topk_reference_weighting(peaky_llama):
-    """The reference's weighted top-3 on a tokenizer with multi-digit tokens (added here)."""
-    import torch
-    from pricer.predict.llm import LLMPredictor
+def test_topk_reference_weighting(whole_price_llama):
+    """The reference's weighted top-3: numbers among the 3 most probable tokens, weighted by
+    their probability; the non-number ("Hello") is left out."""
+    from pricer.predict.llm import load_llm_predictor
 
-    model, tok = peaky_llama
-    predictor = LLMPredictor.__new__(LLMPredictor)  # only the tables and the model are needed
-    predictor.model, predictor.top_k, predictor._torch = model, 3, torch
-    as_number = torch.full((len(tok),), float("nan"))
-    probe = LLMPredictor(model, tok, "greedy")
-    logp, _, _ = probe._prefill(*probe._pad([tok(PROMPTS[0])["input_ids"]]))
-    top = logp[0].exp().topk(3)
-    as_number[top.indices[0]], as_number[top.indices[2]] = 100.0, 300.0  # 2nd: not a number
-    predictor.tables = type(probe.tables)(**{**probe.tables.__dict__, "as_number": as_number})
-    predictor._prefill = probe._prefill
-    got = predictor._topk(*probe._pad([tok(PROMPTS[0])["input_ids"]]))[0]["price"]
-    p0, p2 = top.values[0].item(), top.values[2].item()
-    assert got == pytest.approx((100 * p0 + 300 * p2) / (p0 + p2), rel=1e-5)
+    predictor = load_llm_predictor("topk", model=str(whole_price_llama), precision="fp32",
+                                   device="cpu")
+    got = predictor.predict_details(PROMPTS[:2])
+    for result in got:
+        assert result["price"] == pytest.approx((100 * 0.5 + 300 * 0.2) / 0.7, rel=1e-4)
+        assert result["p_numbers"] == pytest.approx(0.7, rel=1e-4)
+
+
+class RecordingTokenizer:
+    """A tokenizer that notes every text it is asked to encode (and otherwise is the real one)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.seen = tokenizer, []
+
+    def __call__(self, text, *args, **kwargs):
+        self.seen.extend([text] if isinstance(text, str) else text)
+        return self.tokenizer(text, *args, **kwargs)
+
+    def __len__(self):
+        return len(self.tokenizer)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_huge_description_is_cut_before_tokenising(tiny_llama):
+    """A 5 MB description: the tokenizer sees a bounded text (the model's context worth of
+    characters), and the prediction says it was cut."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pricer.predict.llm import CHARS_PER_TOKEN, LLMPredictor
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    tok = RecordingTokenizer(AutoTokenizer.from_pretrained(tiny_llama))
+    predictor = LLMPredictor(model, tok, "greedy", max_new_tokens=2)
+    huge = make_prompt("Garden hose " + "very long text " * 350_000)
+    assert len(huge) > 5_000_000
+    tok.seen.clear()
+    result = predictor.predict_details([huge, PROMPTS[1]])
+    bound = model.config.max_position_embeddings * CHARS_PER_TOKEN
+    assert tok.seen and max(len(t) for t in tok.seen) <= bound
+    assert result[0]["truncated"] and not result[1]["truncated"]
+    assert any(t.endswith("Price is $") and t.startswith(huge[:100]) for t in tok.seen)
 
 
 # ---- the CLI ----
 def run_cli(args, stdin=None):
-    from typer.testing import CliRunner
-
-    from pricer.cli import app
-
-    return CliRunner().invoke(app, ["predict", *args], input=stdin)
+    return pricer("predict", *args, input=stdin)
 
 
 def test_cli_single_item_and_stdin(bigram_llama):
     model = ["--model", str(bigram_llama), "--precision", "fp32", "--device", "cpu"]
-    result = run_cli([*model, "Steel garden hose reel"])
-    assert result.exit_code == 0, result.output
-    assert "$42.00" in result.output
-    result = run_cli([*model, "--predictor", "expected"], stdin="A USB cable\n")
-    assert result.exit_code == 0, result.output
-    assert "$19.06" in result.output and "10-90 %: $1.00 - $42.00" in result.output
+    result = assert_ok(run_cli([*model, "Steel garden hose reel"]))
+    assert "$42.00" in result.stdout
+    result = assert_ok(run_cli([*model, "--predictor", "expected"], stdin="A USB cable\n"))
+    assert "$19.06" in result.stdout and "10-90 %: $1.00 - $42.00" in result.stdout
 
 
 def test_cli_file_mode_with_bad_rows(bigram_llama, tmp_path):
@@ -253,15 +297,14 @@ def test_cli_file_mode_with_bad_rows(bigram_llama, tmp_path):
         json.dumps({"id": "e", "text": "USB cable"}),
     ]) + "\n")
     output = tmp_path / "out.jsonl"
-    result = run_cli(["--model", str(bigram_llama), "--precision", "fp32", "--device", "cpu",
-                      "--predictor", "expected", "--input", str(source), "--output", str(output)])
-    assert result.exit_code == 0, result.output
+    result = assert_ok(run_cli(["--model", bigram_llama, "--precision", "fp32", "--device", "cpu",
+                                "--predictor", "expected", "--input", source, "--output", output]))
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "c", "d", "e"]
     assert all(r["price"] == pytest.approx(19.06) and r["p90"] == 42.0 for r in rows)
     assert rows[1]["empty"] and rows[2]["truncated"] and "truncated" not in rows[0]
     for line in (2, 3, 6, 7):
-        assert f"line {line}:" in result.output
+        assert f"line {line}:" in result.stdout + result.stderr
 
 
 def test_cli_csv_and_no_price(tiny_llama, tmp_path):
@@ -269,21 +312,57 @@ def test_cli_csv_and_no_price(tiny_llama, tmp_path):
     source = tmp_path / "items.csv"
     source.write_text('id,text\n1,"Steel hose reel"\n2,"Drill, cordless",extra\n3,USB cable\n')
     output = tmp_path / "out.jsonl"
-    result = run_cli(["--model", str(tiny_llama), "--device", "cpu", "--max-new-tokens", "3",
-                      "--input", str(source), "--output", str(output)])
-    assert result.exit_code == 0, result.output
+    result = assert_ok(run_cli(["--model", tiny_llama, "--device", "cpu", "--max-new-tokens", "3",
+                                "--input", source, "--output", output]))
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["1", "3"]
-    assert "line 3:" in result.output
+    assert "line 3:" in result.stdout + result.stderr
     for r in rows:
         assert (r["price"] is None) == ("reason" in r)
 
 
 def test_cli_bad_input_is_one_clear_error(tiny_llama, tmp_path):
-    result = run_cli(["--model", str(tiny_llama), "--predictor", "nope", "x"])
-    assert isinstance(result.exception, PricerError)
-    result = run_cli(["--model", str(tiny_llama), "--input", str(tmp_path / "missing.jsonl"),
-                      "--output", str(tmp_path / "o.jsonl")])
-    assert isinstance(result.exception, PricerError) and "no such file" in str(result.exception)
-    result = run_cli(["--model", str(tiny_llama), "--predictor", "topk", "x"])
-    assert isinstance(result.exception, PricerError) and "expected" in str(result.exception)
+    assert_bad_input(run_cli(["--model", tiny_llama, "--predictor", "nope", "x"]), "unknown predictor")
+    assert_bad_input(run_cli(["--model", tiny_llama, "--input", tmp_path / "missing.jsonl",
+                              "--output", tmp_path / "o.jsonl"]), "no such file")
+    assert_bad_input(run_cli(["--model", tiny_llama, "--predictor", "topk", "x"]), "expected")
+
+
+def write_items(folder):
+    """The same three items as a Parquet file and as a saved data set (train and test splits)."""
+    import pandas as pd
+    from datasets import Dataset, DatasetDict
+
+    rows = {"id": ["p1", "p2", "p3"], "text": ["Steel garden hose reel", "USB cable", "Drill"],
+            "price": [30.0, 9.0, 80.0], "category": ["Tools"] * 3}
+    pd.DataFrame(rows).to_parquet(folder / "items.parquet")
+    split = Dataset.from_dict({k: rows[k] for k in ("text", "price", "category")})
+    DatasetDict({"train": split, "test": split}).save_to_disk(str(folder / "saved"))
+    return folder / "items.parquet", folder / "saved"
+
+
+def test_cli_parquet_and_saved_data_set_input(bigram_llama, tmp_path):
+    parquet, saved = write_items(tmp_path)
+    model = ["--model", bigram_llama, "--precision", "fp32", "--device", "cpu"]
+    for source, ids in ((parquet, ["p1", "p2", "p3"]), (saved, None)):
+        output = tmp_path / f"{source.stem}.jsonl"
+        assert_ok(run_cli([*model, "--input", source, "--output", output]))
+        rows = [json.loads(line) for line in output.read_text().splitlines()]
+        assert [r["price"] for r in rows] == [42.0, 42.0, 42.0]
+        if ids:
+            assert [r["id"] for r in rows] == ids
+        else:
+            assert len({r["id"] for r in rows}) == 3
+
+
+def test_cli_output_path_is_checked_before_any_model_work(tmp_path):
+    """--output a folder, or under a file: refused before loading a model (the model named here
+    does not even exist, so any model work would fail differently)."""
+    source = tmp_path / "items.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "hose"}) + "\n")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    for output, fragment in ((tmp_path, "is a folder"), (a_file / "out.jsonl", "is a file")):
+        assert_bad_input(run_cli(["--model", tmp_path / "no-model", "--input", source,
+                                  "--output", output]), fragment)
+    assert a_file.read_text() == "mine"
