@@ -353,16 +353,3 @@ def test_cli_parquet_and_saved_data_set_input(bigram_llama, tmp_path):
             assert [r["id"] for r in rows] == ids
         else:
             assert len({r["id"] for r in rows}) == 3
-
-
-def test_cli_output_path_is_checked_before_any_model_work(tmp_path):
-    """--output a folder, or under a file: refused before loading a model (the model named here
-    does not even exist, so any model work would fail differently)."""
-    source = tmp_path / "items.jsonl"
-    source.write_text(json.dumps({"id": "a", "text": "hose"}) + "\n")
-    a_file = tmp_path / "file.txt"
-    a_file.write_text("mine")
-    for output, fragment in ((tmp_path, "is a folder"), (a_file / "out.jsonl", "is a file")):
-        assert_bad_input(run_cli(["--model", tmp_path / "no-model", "--input", source,
-                                  "--output", output]), fragment)
-    assert a_file.read_text() == "mine"
