@@ -215,6 +215,8 @@ def test_cli_constant_train_mean_and_leaderboard(tmp_path):
     (["--predictor", "random", "--opt", "seed=abc"], "whole number"),
     (["--predictor", "random", "--opt", "seed"], "key=value"),
     (["--predictor", "expected", "--opt", "merge=maybe"], "true or false"),
+    (["--predictor", "greedy", "--opt", "branches=4"], "is for expected"),
+    (["--predictor", "constant", "--opt", "value=inf"], "finite price"),
 ])
 def test_cli_bad_input_is_one_clear_line(tmp_path, args, message):
     assert_bad_input(pricer("eval", "--data", AMAZON_TEST, *args, "--results", tmp_path), message)

@@ -233,6 +233,26 @@ def test_topk_reference_weighting(whole_price_llama):
         assert result["p_numbers"] == pytest.approx(0.7, rel=1e-4)
 
 
+def test_8bit_cast_notes_are_silenced(caplog):
+    """bitsandbytes logs "MatMul8bitLt: inputs will be cast..." once per layer and forward pass
+    (1,260 lines for one 8-bit prediction); the filter installed for 8-bit inference drops
+    exactly those, and lets anything else through."""
+    import logging
+
+    from pricer.predict.llm import quiet_8bit
+
+    log = logging.getLogger("bitsandbytes.autograd._functions")
+    quiet_8bit()
+    quiet_8bit()  # installed once, however many predictors are built
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            log.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization",
+                        "torch.bfloat16")
+        log.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
+    assert len(log.filters) == 1
+
+
 class RecordingTokenizer:
     """A tokenizer that notes every text it is asked to encode (and otherwise is the real one)."""
 

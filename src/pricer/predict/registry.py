@@ -61,19 +61,31 @@ def frontier(api_model: str | None = None, model: str | None = None, base_url: s
                              workers=workers)
 
 
+METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),
+                  "expected": ("branches", "max_int_digits", "max_decimals", "min_prob")}
+
+
 def _llm(method: str):
     def factory(model: str = "default", adapter: str | None = None, precision: str = "auto",
                 device: str | None = None, batch_size: int = 16, merge: bool = False,
-                quantize: str | None = None, max_new_tokens: int | None = None, top_k: int = 3,
-                branches: int = 8, max_int_digits: int = 5, max_decimals: int = 0,
-                min_prob: float = 1e-4, name: str | None = None):
+                quantize: str | None = None, max_new_tokens: int | None = None,
+                top_k: int | None = None, branches: int | None = None,
+                max_int_digits: int | None = None, max_decimals: int | None = None,
+                min_prob: float | None = None, name: str | None = None):
         from pricer.predict.llm import load_llm_predictor
 
+        given = {k: v for k, v in dict(max_new_tokens=max_new_tokens, top_k=top_k,
+                                       branches=branches, max_int_digits=max_int_digits,
+                                       max_decimals=max_decimals, min_prob=min_prob).items()
+                 if v is not None}
+        wrong = [k for k in given if k not in METHOD_OPTIONS[method]]
+        if wrong:
+            owner = next(m for m, keys in METHOD_OPTIONS.items() if wrong[0] in keys)
+            raise PricerError(f"{method}: option {wrong[0]} is for {owner} (options of {method}: "
+                              f"{', '.join(METHOD_OPTIONS[method])})")
         return load_llm_predictor(method, model=model, adapter=adapter, precision=precision,
                                   device=device, batch_size=batch_size, merge=merge,
-                                  quantize=quantize, max_new_tokens=max_new_tokens, top_k=top_k,
-                                  branches=branches, max_int_digits=max_int_digits,
-                                  max_decimals=max_decimals, min_prob=min_prob, name=name)
+                                  quantize=quantize, name=name, **given)
 
     return factory
 
