@@ -212,6 +212,8 @@ class LLMPredictor(Predictor):
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1), cache
 
     # ---- greedy: the reference ----
+    # Hand-written, not `model.generate`: generate cannot stop a batch once every item has
+    # finished its number (the first non-number token), which is what makes greedy cheap here.
     def _greedy(self, input_ids, mask):
         torch, t = self._torch, self.tables
         logp, cache, positions = self._prefill(input_ids, mask)
