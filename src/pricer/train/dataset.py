@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pricer.data.items import Item, fingerprint, read_items
 from pricer.data.prompts import completion, description, test_prompt
-from pricer.errors import PricerError
+from pricer.errors import PricerError, reading
 
 CHARS_PER_TOKEN = 16  # a generous bound on characters per token, for the cut before tokenising
 
@@ -32,7 +32,8 @@ class TrainData:
 
 def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
     """The train split of a saved data set (or a whole file), its first `max_items` items."""
-    items = read_items(str(source), split="train")
+    with reading(source):  # a corrupt or unreadable file: one line naming it
+        items = read_items(str(source), split="train")
     if not items:
         raise PricerError(f"{source}: the training split is empty")
     return items[:max_items] if max_items else items
