@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pricer.errors import PricerError
-from pricer.models.load import attach_adapter, detach_adapter, load_base, load_model
+from pricer.models.load import attach_adapter, detach_adapter, load_base, load_model, load_tokenizer
 
 from conftest import LLAMA_8B_CONFIG, ROOT
 
@@ -376,15 +376,20 @@ def test_auto_precision_is_the_one_rule_and_read_back_from_the_model(tiny_llama)
 @pytest.mark.slow
 def test_adapter_naming_the_public_base_loads_offline_on_the_default(default_model_dir, tmp_path,
                                                                      monkeypatch):
-    """pricer train records the default's Hub id as the adapter's base; with no network it
-    still loads on --model default."""
-    from peft import get_peft_model
+    """pricer train's trainer records the default's Hub id as the adapter's base, not the cache
+    folder; with no network the adapter still loads on --model default."""
+    from datasets import Dataset
 
     from pricer.models.default import DEFAULT_HUB_ID
+    from pricer.train.config import load_config, resolve
+    from pricer.train.run import build_trainer
 
-    base = load_base("default", "fp32")
-    base.config._name_or_path = DEFAULT_HUB_ID
-    get_peft_model(base, lora_config()).save_pretrained(tmp_path / "adapter")
+    config = resolve(load_config(None, {"model": "default", "out": str(tmp_path / "run"),
+                                        "report_to": "none", "lora_r": 4}), "cpu")
+    tokenizer = load_tokenizer("default")
+    trainer = build_trainer(config, tokenizer, Dataset.from_dict(
+        {"prompt": ["How much? Price is $"], "completion": ["7.00" + tokenizer.eos_token]}))
+    trainer.model.save_pretrained(tmp_path / "adapter")
     saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == DEFAULT_HUB_ID
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

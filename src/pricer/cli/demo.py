@@ -21,6 +21,7 @@ def demo(
     config: Annotated[str, typer.Option(help="Training config: a YAML path or a shipped one by name.")] = "demo",
     eval_size: Annotated[int, typer.Option(help="Test items to score each predictor on.")] = 250,
     predictor: Annotated[str, typer.Option(help="How to read the LLM's price: greedy or expected.")] = "greedy",
+    results: Annotated[Path | None, typer.Option(help="Folder of result JSONs and charts (default: OUT/results).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Retrain even when OUT already holds a finished run.")] = False,
 ) -> None:
     """Run the whole loop on the offline default: curate the demo catalog, score the constant
@@ -43,7 +44,7 @@ def demo(
     run = load_config(config, {"data": str(out / "data"), "out": str(out / "adapter"), "eval": False})
     console = Console()
     model = "SmolLM2-135M" if run.model == "default" else Path(run.model).name
-    data, adapter, results = out / "data", out / "adapter", out / "results"
+    data, adapter, results = out / "data", out / "adapter", results or out / "results"
 
     console.print(Rule("1. data: the offline demo catalog"))
     if not (data / "dataset_dict.json").exists():

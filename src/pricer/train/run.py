@@ -107,7 +107,7 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
         model, _ = load_model(config.model, precision=config.precision, for_training=True,
                               device=device)
     # the adapter and model card name the public model, not a folder in this machine's cache
-    model.config._name_or_path = public_id(config.model)
+    model.name_or_path = model.config.name_or_path = public_id(config.model)
     try:
         trainer = SFTTrainer(model=model, args=sft_config(config, **args), train_dataset=dataset,
                              processing_class=tokenizer, peft_config=lora_config(config),
