@@ -34,9 +34,9 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
     from pricer.models.load import load_model, load_tokenizer
     from pricer.train.config import load_config, resolve
     from pricer.train.dataset import build_dataset, load_train_items
-    from pricer.train.run import lora_config, sft_config
+    from pricer.train.run import build_trainer, lora_config
 
-    config = resolve(load_config(ROOT / "configs" / "reference.yaml",
+    config = resolve(load_config("reference",
                                  {"model": model, "out": out, "max_steps": steps,
                                   "report_to": "none", "save_steps": 10_000}), "cpu")
     if variant == "ours-1t":
@@ -45,15 +45,6 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
         config.bf16 = False
     tokenizer = load_tokenizer(model)
     data = build_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length)
-    if variant == "plain":
-        args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=4,
-                         learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
-                         weight_decay=0.001, max_grad_norm=0.3, max_length=182, bf16=False,
-                         use_cpu=True, report_to=[], save_strategy="no", logging_steps=50,
-                         include_num_input_tokens_seen="non_padding", disable_tqdm=True)
-    else:
-        args = sft_config(config, save_strategy="no")
-
     class Clock(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
             if state.global_step == 1:  # the first step warms up kernels and allocators
@@ -62,11 +53,20 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
             self.t1, self.n1 = time.perf_counter(), state.num_input_tokens_seen
             self.c1 = time.process_time()
 
-    model_, _ = load_model(model, precision="fp32", for_training=True)
     clock = Clock()
-    trainer = SFTTrainer(model=model_, args=args, train_dataset=data.dataset,
-                         processing_class=tokenizer, peft_config=lora_config(config),
-                         callbacks=[clock])
+    if variant == "plain":  # TRL as a user would call it, for comparison
+        args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=4,
+                         learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
+                         weight_decay=0.001, max_grad_norm=0.3, max_length=182, bf16=False,
+                         use_cpu=True, report_to=[], save_strategy="no", logging_steps=50,
+                         include_num_input_tokens_seen="non_padding", disable_tqdm=True)
+        model_, _ = load_model(model, precision="fp32", for_training=True)
+        trainer = SFTTrainer(model=model_, args=args, train_dataset=data.dataset,
+                             processing_class=tokenizer, peft_config=lora_config(config),
+                             callbacks=[clock])
+    else:  # exactly what `pricer train` builds
+        trainer = build_trainer(config, tokenizer, data.dataset, callbacks=[clock],
+                                save_strategy="no")
     trainer.train()
     seconds = clock.t1 - clock.t0
     return {"variant": variant, "tokens_per_s": (clock.n1 - clock.n0) / seconds,

@@ -11,7 +11,9 @@ pricer loads models (4-bit NF4 via bitsandbytes, or bf16). The data are token se
 those carry loss. Prints one JSON line: tokens/s (non-padding, after warm-up) and peak GPU memory
 per variant, and ours/plain per precision.
   plain  SFTTrainer, TRL defaults (gradient checkpointing on) + the reference recipe
-  ours   pricer.train.run.sft_config of the resolved reference config (checkpointing only for 4-bit)
+  ours   pricer.train.run.build_trainer of the resolved reference config (what `pricer train`
+         builds; checkpointing only for 4-bit)
+Needs torch, transformers, peft and trl (carry trl onto a GPU image that lacks it).
 """
 
 import argparse
@@ -72,9 +74,9 @@ def measure(folder: Path, precision: str, variant: str, data, steps: int, batch:
 
     from pricer.models.load import load_model
     from pricer.train.config import load_config, resolve
-    from pricer.train.run import lora_config, sft_config
+    from pricer.train.run import build_trainer, lora_config
 
-    config = resolve(load_config(ROOT / "configs" / "reference.yaml",
+    config = resolve(load_config("reference",
                                  {"model": str(folder), "out": out, "max_steps": steps,
                                   "batch_size": batch, "precision": precision,
                                   "report_to": "none"}), device)
@@ -82,15 +84,6 @@ def measure(folder: Path, precision: str, variant: str, data, steps: int, batch:
         config.optim, config.bf16 = "adamw_torch", False
     common = dict(save_strategy="no", include_num_input_tokens_seen="non_padding",
                   disable_tqdm=True, logging_steps=1000)
-    if variant == "plain":
-        args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
-                         learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
-                         optim=config.optim, weight_decay=0.001, max_grad_norm=0.3,
-                         max_length=182, bf16=config.bf16, use_cpu=device == "cpu",
-                         completion_only_loss=True, report_to=[], **common)
-    else:
-        args = sft_config(config, **common)
-
     class Clock(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
             if device.startswith("cuda"):
@@ -105,8 +98,19 @@ def measure(folder: Path, precision: str, variant: str, data, steps: int, batch:
     model, tokenizer = load_model(str(folder), precision=precision, device=device,
                                   for_training=True)
     clock = Clock()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                         peft_config=lora_config(config), callbacks=[clock])
+    if variant == "plain":  # TRL as a user would call it, for comparison
+        args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
+                         learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
+                         optim=config.optim, weight_decay=0.001, max_grad_norm=0.3,
+                         max_length=182, bf16=config.bf16, use_cpu=device == "cpu",
+                         completion_only_loss=True, report_to=[], **common)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=data,
+                             processing_class=tokenizer, peft_config=lora_config(config),
+                             callbacks=[clock])
+    else:  # exactly what `pricer train` builds
+        trainer = build_trainer(config, tokenizer, data, model=model, device=device,
+                                callbacks=[clock], **common)
+    args = trainer.args
     trainer.train()
     seconds = clock.t1 - clock.t0
     row = {"tokens_per_s": round((clock.n1 - clock.n0) / seconds, 1),

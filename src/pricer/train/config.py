@@ -14,54 +14,66 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 
-PRECISIONS = ("auto", "fp32", "bf16", "4bit", "8bit")
+from pricer.models.precision import PRECISIONS
+
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 REPORT_TO = ("tensorboard", "wandb", "none")
+EVAL_PREDICTORS = ("greedy", "topk", "expected")  # the LLM predictors that can read an adapter
+CONFIGS = ("reference", "demo", "amazon")  # shipped with the package (pricer/configs/NAME.yaml)
+
+
+def option(default, help: str, **kwargs):
+    """A config field with its help text (the command line's options are made from these, as
+    HfArgumentParser does with TrainingArguments)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
 
 
 @dataclass
 class TrainConfig:
     # what to train, on what, where to write it
-    model: str = "default"
-    data: str | None = None  # saved data set folder (train split) or .jsonl/.csv/.parquet
-    out: str = "runs/train"
-    max_items: int | None = None  # first N training items only (None: all)
+    model: str = option("default", "Base model: 'default' (offline SmolLM2-135M), a folder or a Hub id.")
+    data: str | None = option(None, "Saved data set folder (train split) or .jsonl/.csv/.parquet with text and price.")
+    out: str = option("runs/train", "Output folder: checkpoints, adapter, run card.")
+    max_items: int | None = option(None, "Use only the first N training items (default: all).")
     # LoRA / QLoRA
-    lora_r: int = 32
-    lora_alpha: int = 64
-    lora_dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    precision: str = "auto"  # auto: 4bit on GPU, fp32 on CPU
+    lora_r: int = option(32, "LoRA rank.")
+    lora_alpha: int = option(64, "LoRA alpha (scaling = alpha / r).")
+    lora_dropout: float = option(0.1, "Dropout on the LoRA input.")
+    target_modules: list[str] = option(["q_proj", "k_proj", "v_proj", "o_proj"],
+                                       "Modules that get LoRA layers (comma-separated).")
+    precision: str = option("auto", "auto | fp32 | bf16 | 4bit | 8bit (auto: 4bit on a GPU, fp32 on a CPU).")
     # optimisation
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    max_minutes: float | None = None  # stop (and save) after this much training time
-    batch_size: int = 4
-    grad_accum: int = 1
-    learning_rate: float = 1e-4
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.03
-    optim: str = "auto"  # auto: paged_adamw_32bit on GPU, adamw_torch on CPU
-    weight_decay: float = 0.001
-    max_grad_norm: float = 0.3
-    max_length: int = 182
-    bf16: str | bool = "auto"  # mixed precision; auto: where the device computes bf16 fast
-    group_by_length: bool = True
-    gradient_checkpointing: str | bool = "auto"  # auto: on for 4/8-bit (GPU memory), off otherwise
-    seed: int = 42
-    threads: int | None = None  # torch CPU threads (None: torch's default)
+    epochs: float = option(1.0, "Epochs over the training items.")
+    max_steps: int = option(-1, "Stop after N optimiser steps (> 0 overrides epochs).")
+    max_minutes: float | None = option(None, "Time budget: stop (and save) after this much training time.")
+    batch_size: int = option(4, "Per-device batch size.")
+    grad_accum: int = option(1, "Gradient accumulation steps.")
+    learning_rate: float = option(1e-4, "Peak learning rate.")
+    lr_scheduler: str = option("cosine", "cosine | linear | constant | constant_with_warmup.")
+    warmup_ratio: float = option(0.03, "Warm-up, as a fraction of all steps.")
+    optim: str = option("auto", "Optimiser (auto: paged_adamw_32bit on a GPU, adamw_torch on a CPU).")
+    weight_decay: float = option(0.001, "Weight decay.")
+    max_grad_norm: float = option(0.3, "Gradient clipping norm.")
+    max_length: int = option(182, "Tokens per item (prompt + price); longer descriptions are shortened.")
+    bf16: str | bool = option("auto", "bf16 mixed precision: auto | true | false (auto: where the device computes bf16 fast).")
+    group_by_length: bool = option(True, "Batch items of similar length together.")
+    gradient_checkpointing: str | bool = option("auto", "auto | true | false (auto: on for 4/8-bit).")
+    seed: int = option(42, "Random seed (weights of LoRA, data order).")
+    threads: int | None = option(None, "torch CPU threads (default: torch's choice).")
     # checkpoints and logs
-    save_steps: int = 2000
-    save_total_limit: int = 10
-    logging_steps: int = 50
-    report_to: str = "tensorboard"
-    push_to_hub: str | None = None  # Hub repo id for the adapter
-    # evaluation after training
-    eval: bool = True
-    eval_data: str | None = None  # None: the test split of `data` when it is a saved data set
-    eval_size: int = 250
-    eval_predictor: str = "greedy"
-    results_dir: str = "results"
+    save_steps: int = option(2000, "Save a checkpoint every N steps.")
+    save_total_limit: int = option(10, "Keep at most N checkpoints.")
+    logging_steps: int = option(50, "Log the loss every N steps (fewer on short runs, so a few logs happen).")
+    report_to: str = option("tensorboard", "tensorboard | wandb | none.")
+    push_to_hub: str | None = option(None, "Hub repo id to upload the adapter to (online).")
+    # evaluation after training (by `pricer train` / `pricer demo`, pricer.evaluate.run)
+    eval: bool = option(True, "Evaluate the adapter on test items after training.")
+    eval_data: str | None = option(None, "Items to evaluate on (default: the data set's test split).")
+    eval_size: int = option(250, "Evaluate on the first N test items.")
+    eval_predictor: str = option("greedy", "How to read the price after training: greedy | topk | expected.")
+    results_dir: str = option("results", "Folder of result JSONs and charts.")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,6 +150,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
         (config.lr_scheduler in SCHEDULERS, f"lr_scheduler must be one of {', '.join(SCHEDULERS)}"),
         (config.report_to in REPORT_TO, f"report_to must be one of {', '.join(REPORT_TO)}"),
+        (config.eval_predictor in EVAL_PREDICTORS,
+         f"eval_predictor must be one of {', '.join(EVAL_PREDICTORS)}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -145,15 +159,30 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def config_path(config: str | Path) -> Path:
+    """A config file: an existing path, else one shipped with the package by name ("reference",
+    "demo", "amazon", with or without .yaml)."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".yaml")
+    if str(config) in (name, f"{name}.yaml") or str(path.parent) == "configs":
+        from importlib.resources import files
+
+        shipped = files("pricer") / "configs" / f"{name}.yaml"
+        if shipped.is_file():
+            return Path(str(shipped))
+    raise PricerError(f"{config}: no such config file (shipped configs: {', '.join(CONFIGS)})")
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then the command-line overrides (None = not given)."""
+    """Defaults, then the YAML file (a path or a shipped config's name), then the command-line
+    overrides (None = not given)."""
     values: dict = {}
     if path is not None:
         import yaml
 
-        path = Path(path)
-        if not path.is_file():
-            raise PricerError(f"{path}: no such config file")
+        path = config_path(path)
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
@@ -170,23 +199,19 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     return validate(config)
 
 
-def resolve(config: TrainConfig, device: str) -> TrainConfig:
-    """Settle every "auto" for `device` ("cuda" or "cpu"); the result is what the run records."""
-    import torch
+def resolve(config: TrainConfig, device: str | None = None) -> TrainConfig:
+    """Settle every "auto" for `device` (None: the one `pick_device` chooses) with the project's
+    one precision rule (pricer.models.precision); the result is what the run records."""
+    from pricer.models.precision import resolve_precision
 
-    gpu = device.startswith("cuda")
-    precision = config.precision
-    if precision == "auto":
-        precision = "4bit" if gpu else "fp32"
+    settled = resolve_precision(config.precision, device, purpose="training",
+                                mixed_bf16=config.bf16)
+    gpu = settled.device.startswith("cuda")
     optim = config.optim
     if optim == "auto":
         optim = "paged_adamw_32bit" if gpu else "adamw_torch"
-    bf16 = config.bf16
-    if bf16 == "auto":  # bf16 autocast where the hardware computes bf16 fast
-        bf16 = torch.cuda.is_bf16_supported() if gpu else (
-            precision == "fp32" and torch.ops.mkldnn._is_mkldnn_bf16_supported())  # AVX512-BF16/AMX
     checkpointing = config.gradient_checkpointing
     if checkpointing == "auto":
-        checkpointing = precision in ("4bit", "8bit")
-    return dataclasses.replace(config, precision=precision, optim=optim, bf16=bf16,
-                               gradient_checkpointing=checkpointing)
+        checkpointing = settled.quantized  # 4/8-bit: GPU memory first, as the reference
+    return dataclasses.replace(config, precision=settled.name, optim=optim,
+                               bf16=settled.autocast_bf16, gradient_checkpointing=checkpointing)

@@ -6,14 +6,18 @@ completion = "{round(price)}.00" + EOS
 TRL masks the prompt (completion_only_loss), so only the price tokens and EOS carry loss, and the
 model learns to stop after the price. TRL truncates over-long sequences from the END, which would
 cut the price off; so we shorten the item description first (keeping the question, the
-"Price is $" prefix and the completion) and count every item we shorten.
+"Price is $" prefix and the completion) and count every item we shorten. A description is cut
+to `CHARS_PER_TOKEN * max_length` characters before it is tokenised at all, so a huge one costs
+no more than a normal one (no token is that long, so the tokens kept are the same).
 """
 
 from dataclasses import dataclass
 
 from pricer.data.items import Item, fingerprint, read_items
 from pricer.data.prompts import completion, description, test_prompt
-from pricer.errors import PricerError
+from pricer.errors import PricerError, reading
+
+CHARS_PER_TOKEN = 16  # a generous bound on characters per token, for the cut before tokenising
 
 
 @dataclass
@@ -28,7 +32,8 @@ class TrainData:
 
 def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
     """The train split of a saved data set (or a whole file), its first `max_items` items."""
-    items = read_items(source, split="train")
+    with reading(source):  # a corrupt or unreadable file: one line naming it
+        items = read_items(str(source), split="train")
     if not items:
         raise PricerError(f"{source}: the training split is empty")
     return items[:max_items] if max_items else items
@@ -36,10 +41,14 @@ def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
 
 def _fit(tokenizer, prompt: str, comp: str, max_length: int) -> tuple[str, int, bool]:
     """(prompt, total tokens, shortened?) with the description cut so prompt+completion fits."""
+    text = description(prompt)
+    cut = len(text) > CHARS_PER_TOKEN * max_length
+    if cut:  # bounded work: never tokenise megabytes
+        text = text[:CHARS_PER_TOKEN * max_length]
+        prompt = test_prompt(text)
     total = len(tokenizer(prompt + comp)["input_ids"])
     if total <= max_length:
-        return prompt, total, False
-    text = description(prompt)
+        return prompt, total, cut
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     keep = len(ids) - (total - max_length)
     while keep > 0:

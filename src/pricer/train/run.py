@@ -1,71 +1,41 @@
-"""One training run, start to finish: data -> LoRA/QLoRA with TRL's SFTTrainer -> adapter,
-run card and evaluation in `config.out`.
+"""One training run, read top to bottom: check --out -> tokenise the items it will train on ->
+build the trainer (TRL SFTTrainer + LoRA/QLoRA) -> train -> save the adapter and the run card.
 
-`train(config)` is all a caller needs (the CLI and `pricer demo` use it). The same code runs on a
+    from pricer.train import load_config, train
+    out = train(load_config("demo", {"data": "runs/demo-data", "out": "runs/demo"}))
+
+`build_trainer` is the one place a trainer is made (the benchmarks and tests use it too).
+Evaluation after training is not done here: `pricer.evaluate.run.evaluate_run(out)` does it and
+records it in the run card (`pricer train` and `pricer demo` call it). The same code runs on a
 CPU, on a GPU, and data-parallel under `accelerate launch` (the HF Trainer reads the launcher's
-environment; only the main process writes the run card and evaluates).
+environment; only the main process writes the run folder). Progress is reported through `say`
+(one line of text) and TrainerCallbacks; this module prints nothing itself.
 """
 
 import importlib.util
 import json
+import re
 import shutil
 import time
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pricer.errors import PricerError
+from pricer.errors import PricerError, writing
 from pricer.train.config import TrainConfig, resolve
 
 CONFIG_FILE = "train_config.yaml"
 FINGERPRINT_FILE = "data_fingerprint.json"
+RUN_CARD = "run_card.json"
 # fields that may change between an interrupted run and its resumption
 RESUMABLE = ("out", "max_minutes", "eval", "eval_data", "eval_size", "eval_predictor", "results_dir",
              "report_to", "push_to_hub", "logging_steps", "threads")
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def _same_run(saved: dict, config: TrainConfig) -> list[str]:
-    """Names of the settings that differ between the run saved in --out and this one."""
-    now = config.to_dict()
-    return [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
-
-
-def check_out(config: TrainConfig, fingerprint: str, resume: bool, overwrite: bool) -> str | None:
-    """Decide what to do with --out; return the checkpoint to resume from (or None)."""
-    import yaml
-    from transformers.trainer_utils import get_last_checkpoint
-
-    out = Path(config.out)
-    if not out.exists() or not any(out.iterdir()):
-        if resume:
-            raise PricerError(f"{out}: nothing to resume (no run there yet)")
-        return None
-    if overwrite:
-        return None
-    saved_file = out / CONFIG_FILE
-    if not saved_file.exists():
-        raise PricerError(f"{out} is not empty and holds no pricer run; choose another --out "
-                          "or pass --overwrite")
-    if not resume:
-        raise PricerError(f"{out} already holds a run; pass --resume to continue it or "
-                          "--overwrite to replace it")
-    saved = yaml.safe_load(saved_file.read_text())
-    differ = _same_run(saved, config)
-    saved_print = json.loads((out / FINGERPRINT_FILE).read_text()).get("fingerprint") \
-        if (out / FINGERPRINT_FILE).exists() else None
-    if saved_print != fingerprint:
-        differ.append("data")
-    if differ:
-        raise PricerError(f"{out} holds a different run ({', '.join(differ)} differ); "
-                          "use another --out or --overwrite")
-    last = get_last_checkpoint(str(out))
-    if last is None:
-        raise PricerError(f"{out}: no checkpoint to resume from (it is saved every "
-                          f"{config.save_steps} steps)")
-    return last
-
+# ---- the trainer ---------------------------------------------------------------------------
 
 def sft_config(config: TrainConfig, **extra):
-    """The TRL SFTConfig of a resolved run config (shared with the benchmarks)."""
+    """The TRL SFTConfig of a resolved run config."""
     import torch
     from trl import SFTConfig
 
@@ -120,105 +90,237 @@ def lora_config(config: TrainConfig):
                       bias="none", task_type="CAUSAL_LM")
 
 
+def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device: str | None = None,
+                  callbacks: Sequence = (), **args):
+    """The SFTTrainer of a resolved `config`: LoRA (QLoRA at 4/8-bit) on `model` (default: the
+    base model freshly loaded for training), trained on `dataset` (prompt/completion, or
+    pre-tokenised input_ids/completion_mask). `args` override SFTConfig fields."""
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTTrainer
+
+    from pricer.models.default import public_id
+    from pricer.models.load import load_model
+
+    if model is None:
+        # fresh: a 4-bit model that has already run inference on an AVX512-BF16 CPU has
+        # repacked weights and would get no LoRA gradients (models/quant.py)
+        model, _ = load_model(config.model, precision=config.precision, for_training=True,
+                              device=device)
+    # the adapter and model card name the public model, not a folder in this machine's cache
+    model.name_or_path = model.config.name_or_path = public_id(config.model)
+    try:
+        trainer = SFTTrainer(model=model, args=sft_config(config, **args), train_dataset=dataset,
+                             processing_class=tokenizer, peft_config=lora_config(config),
+                             callbacks=list(callbacks))
+    except ValueError as e:
+        if "Target module" not in str(e):
+            raise
+        raise PricerError(f"target_modules {','.join(config.target_modules)}: not in "
+                          f"{config.model} ({str(e).splitlines()[0]})") from None
+    trainer.remove_callback(PrinterCallback)  # log dicts go to the callbacks, not to stdout
+    return trainer
+
+
+# ---- the output folder ---------------------------------------------------------------------
+
+def is_run(out: Path) -> bool:
+    """A folder pricer wrote a run into (the only kind --overwrite may replace)."""
+    return (out / CONFIG_FILE).is_file() or (out / RUN_CARD).is_file()
+
+
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Before any work: may this run write into `out`?"""
+    if resume and overwrite:
+        raise PricerError("choose one of --resume and --overwrite")
+    if out.exists() and not out.is_dir():
+        raise PricerError(f"{out}: is a file; --out must be a folder")
+    if not out.exists() or not any(out.iterdir()):
+        if resume:
+            raise PricerError(f"{out}: nothing to resume (no run there yet)")
+        return
+    if not is_run(out):  # never offer to delete what pricer did not write
+        raise PricerError(f"{out} is not empty and holds no pricer run; choose another --out")
+    if not resume and not overwrite:
+        raise PricerError(f"{out} already holds a run; pass --resume to continue it or "
+                          "--overwrite to replace it")
+
+
+def complete_checkpoints(out: Path) -> list[Path]:
+    """checkpoint-N folders that were written to the end (a kill during a save leaves one
+    without its trainer state, weights or optimiser), newest first."""
+    found = sorted(((int(m[1]), p) for p in out.iterdir()
+                    if p.is_dir() and (m := CHECKPOINT.match(p.name))), reverse=True)
+    need = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+    return [p for _, p in found
+            if all((p / name).is_file() for name in need)
+            and any((p / w).is_file() for w in ("adapter_model.safetensors", "model.safetensors"))]
+
+
+def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]:
+    """(newest complete checkpoint, incomplete newer ones) of the run in `config.out`, after
+    checking that it is the same run (same settings, same data)."""
+    import yaml
+
+    out = Path(config.out)
+    saved = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
+    now = config.to_dict()
+    differ = [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
+    saved_print = json.loads((out / FINGERPRINT_FILE).read_text()).get("fingerprint") \
+        if (out / FINGERPRINT_FILE).exists() else None
+    if saved_print != fingerprint:
+        differ.append("data")
+    if differ:
+        raise PricerError(f"{out} holds a different run ({', '.join(differ)} differ); "
+                          "use another --out or --overwrite")
+    complete = complete_checkpoints(out)
+    if not complete:
+        raise PricerError(f"{out}: no complete checkpoint to resume from (it is saved every "
+                          f"{config.save_steps} steps)")
+    newest = int(CHECKPOINT.match(complete[0].name)[1])
+    broken = [p.name for p in out.iterdir() if p.is_dir() and (m := CHECKPOINT.match(p.name))
+              and int(m[1]) > newest]
+    return str(complete[0]), sorted(broken)
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+def items_needed(config: TrainConfig, processes: int) -> int | None:
+    """How many items a run can use: max_steps x batch x accumulation x processes when
+    max_steps is set (so a 5-step run does not tokenise 14,000 items), and max_items."""
+    limits = [config.max_items] if config.max_items else []
+    if config.max_steps > 0:
+        limits.append(config.max_steps * config.batch_size * config.grad_accum * processes)
+    return min(limits) if limits else None
+
+
+def planned_steps(config: TrainConfig, n_items: int, processes: int) -> int:
+    if config.max_steps > 0:
+        return config.max_steps
+    per_step = config.batch_size * config.grad_accum * processes
+    return max(1, int(config.epochs * -(-n_items // per_step)))
+
+
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
-          show: bool = True) -> Path:
-    """Fine-tune `config.model` on `config.data`; return the output folder (it is the adapter)."""
+          say: Callable[[str], None] | None = None, callbacks: Sequence = ()) -> Path:
+    """Fine-tune `config.model` on `config.data`; return the output folder (it is the adapter).
+
+    `say` receives one line per stage (data, trainable parameters, logs, resume, done) on the
+    main process; `callbacks` are extra TrainerCallbacks (a progress bar)."""
     import datasets
     import torch
     import transformers
     from accelerate import PartialState
-    from rich.console import Console
-    from transformers.trainer_callback import PrinterCallback
-    from trl import SFTTrainer
 
-    from pricer.models.load import load_model, load_tokenizer, pick_device
+    from pricer.models.load import load_tokenizer
     from pricer.train.dataset import build_dataset, load_train_items
-    from pricer.train.progress import RichProgress
+    from pricer.train.progress import RunClock
     from pricer.train.runcard import write_run_card
 
     if not config.data:
         raise PricerError("no training data: give --data (a saved data set or a .jsonl file)")
     if config.report_to == "wandb" and importlib.util.find_spec("wandb") is None:
         raise PricerError("--report-to wandb needs the wandb package: pip install 'pricer[wandb]'")
-    datasets.disable_progress_bars()  # our own bar and one summary line say enough
+    datasets.disable_progress_bars()  # the caller's bar and one summary line say enough
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: gloo when multi-process
-    console = Console(quiet=not (show and state.is_main_process))
-    device = pick_device()
+    main = state.is_main_process
+    say = say if (say and main) else (lambda line: None)
+    device = None if state.device.type == "cpu" else str(state.device)
     config = resolve(config, device)
+    out = Path(config.out)
+    check_out(out, resume, overwrite)
     if config.threads:
         torch.set_num_threads(config.threads)
-    out = Path(config.out)
 
     tokenizer = load_tokenizer(config.model)
-    items = load_train_items(config.data, config.max_items)
+    items = load_train_items(config.data, items_needed(config, state.num_processes))
     data = build_dataset(items, tokenizer, config.max_length)
-    console.print(f"[bold]data[/] {config.data}: {data.n_items} items, {data.n_tokens} tokens, "
-                  f"{data.n_truncated} shortened to fit max_length {config.max_length}, "
-                  f"{data.n_skipped} skipped (no price)")
-    checkpoint = check_out(config, data.fingerprint, resume, overwrite)
+    say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
+        f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
+    checkpoint, broken = resume_point(config, data.fingerprint) if resume else (None, [])
+
+    clock = RunClock(max_minutes=config.max_minutes)
+    steps = planned_steps(config, data.n_items, state.num_processes)
+    created = not out.exists()
+    try:  # every setting is checked here, before anything is written into --out
+        trainer = build_trainer(config, tokenizer, data.dataset, device=device,
+                                callbacks=[clock, *callbacks],
+                                logging_steps=min(config.logging_steps, max(1, steps // 4)))
+    except BaseException:
+        if created and main:
+            shutil.rmtree(out, ignore_errors=True)  # the Trainer may have made it: leave nothing
+        raise
     state.wait_for_everyone()  # every process has read --out before the main one changes it
-    if state.is_main_process:
-        if overwrite and out.exists() and not resume:
-            shutil.rmtree(out)
+    if main:
+        if overwrite:
+            shutil.rmtree(out)  # check_out made sure it holds a pricer run
+        for name in broken:  # half-written by a kill during a save; we resume before it
+            shutil.rmtree(out / name)
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(config.to_yaml())
-        (out / FINGERPRINT_FILE).write_text(json.dumps({
-            "data": str(config.data), "fingerprint": data.fingerprint, "items": data.n_items,
-            "truncated": data.n_truncated, "skipped": data.n_skipped, "tokens": data.n_tokens}))
+        with writing(out / CONFIG_FILE):
+            (out / CONFIG_FILE).write_text(config.to_yaml())
+            (out / FINGERPRINT_FILE).write_text(json.dumps({
+                "data": str(config.data), "fingerprint": data.fingerprint, "items": data.n_items,
+                "truncated": data.n_truncated, "skipped": data.n_skipped,
+                "tokens": data.n_tokens}))
     state.wait_for_everyone()
 
-    # freshly loaded for training: a 4-bit model that has already run inference on an
-    # AVX512-BF16 CPU has repacked weights and would get no LoRA gradients
-    model, _ = load_model(config.model, precision=config.precision, for_training=True,
-                          device=None if state.device.type == "cpu" else str(state.device))
-    progress = RichProgress(show=show, max_minutes=config.max_minutes)
-    trainer = SFTTrainer(model=model, args=sft_config(config), train_dataset=data.dataset,
-                         processing_class=tokenizer, peft_config=lora_config(config),
-                         callbacks=[progress])
-    trainer.remove_callback(PrinterCallback)  # the Rich bar replaces the printed log dicts
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    say(f"trainable params: {trainable:,d} || all params: {total:,d} || "
+        f"trainable%: {100 * trainable / total:.4f}")
+    if config.report_to == "tensorboard":
+        say(f"TensorBoard logs: {out / 'runs'} (tensorboard --logdir {out / 'runs'})")
     if checkpoint:
-        console.print(f"[bold]resume[/] from {checkpoint}")
+        skipped = f" (incomplete {', '.join(broken)} removed)" if broken else ""
+        say(f"resume from {Path(checkpoint).name}{skipped}")
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
-
     if not trainer.is_world_process_zero():
         return out
+
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _name_base_in_model_card(out, config.model)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     card = {
         "base_model": config.model, "data": str(config.data),
         "data_fingerprint": data.fingerprint, "items": data.n_items,
         "truncated": data.n_truncated, "skipped": data.n_skipped,
+        "lora_parameters": trainable, "all_parameters": total,
         "steps": trainer.state.global_step, "epochs": trainer.state.epoch or 0.0,
-        "train_seconds": seconds, "tokens_per_s": progress.tokens_per_s or 0.0,
+        "train_seconds": seconds, "tokens_per_s": clock.tokens_per_s or 0.0,
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "final_loss": round(losses[-1], 4) if losses else round(result.training_loss, 4),
-        "mean_loss": round(result.training_loss, 4),
-        "device": device, "processes": state.num_processes, "resumed_from": checkpoint,
-        "stopped_by_time_budget": progress.stopped_early,
+        "mean_loss": round(result.training_loss, 4), "losses": [round(x, 4) for x in losses],
+        "device": str(state.device.type), "processes": state.num_processes,
+        "resumed_from": checkpoint, "stopped_by_time_budget": clock.stopped_early,
+        "logs": str(out / "runs") if config.report_to == "tensorboard" else config.report_to,
+        "evaluation": None,
+        "eval_note": "not evaluated yet" if config.eval else "skipped (--no-eval)",
         "config": config.to_dict(),
     }
-    del trainer, model  # free memory before evaluation loads the model again
-    if config.eval:
-        from pricer.train.evaluation import evaluate_run
-
-        card.update(evaluate_run(config, out, show=show))
-    else:
-        card["eval_note"] = "skipped (--no-eval)"
     write_run_card(out, card)
-    if config.push_to_hub:
-        push(out, config.push_to_hub)
-    console.print(f"[bold green]done[/] {card['steps']} steps in {seconds:.0f} s, final loss "
-                  f"{card['final_loss']}; adapter and run card in {out}")
+    say(f"done {card['steps']} steps in {seconds:.0f} s, final loss {card['final_loss']}; "
+        f"adapter and run card in {out}")
     return out
 
 
+def _name_base_in_model_card(out: Path, model: str) -> None:
+    """TRL's model card names only Hub models ("fine-tuned version of [None]" for a folder):
+    name the base the user gave instead."""
+    from pricer.models.default import public_id
+
+    card = out / "README.md"
+    if card.is_file():
+        text = card.read_text()
+        card.write_text(text.replace("[None](https://huggingface.co/None)", f"`{public_id(model)}`"))
+
+
 def push(out: Path, repo: str) -> None:
-    """Upload the adapter, tokenizer and run card to the Hub (needs network and a token)."""
+    """Upload the adapter, tokenizer and run card to the Hub (needs network and a token);
+    `pricer train --push-to-hub` calls it after the evaluation."""
     from huggingface_hub import HfApi
 
     try:

@@ -1,13 +1,36 @@
-"""The run card: a short Markdown + JSON record of a finished run (what, on what, how long, how good)."""
+"""The run card: a short Markdown + JSON record of a finished run (what, on what, how long, how
+good, and who evaluated it)."""
 
 import json
 from pathlib import Path
 
+from pricer.errors import PricerError, reading, writing
+
+CARD = "run_card.json"
+
+
+def read_run_card(out: Path) -> dict:
+    out = Path(out)
+    if not (out / CARD).is_file():
+        raise PricerError(f"{out}: no {CARD}, so not a finished pricer run")
+    with reading(out / CARD):
+        return json.loads((out / CARD).read_text())
+
+
+def record_evaluation(out: Path, evaluation: dict, eval_data: str, by: str) -> dict:
+    """Put the evaluation `by` a command ("pricer train", "pricer demo") into the run card."""
+    card = read_run_card(out)
+    card.update(evaluation=evaluation, eval_data=str(eval_data), evaluated_by=by)
+    card.pop("eval_note", None)
+    write_run_card(out, card)
+    return card
+
 
 def write_run_card(out: Path, card: dict) -> None:
     """`run_card.json` (everything) and `run_card.md` (the same for people)."""
-    (out / "run_card.json").write_text(json.dumps(card, indent=2, default=str))
+    out = Path(out)
     ev = card.get("evaluation") or {}
+    lora = card.get("lora_parameters")
     lines = [
         f"# Run card: {out.name}",
         "",
@@ -17,6 +40,11 @@ def write_run_card(out: Path, card: dict) -> None:
         f"| data | `{card['data']}` (fingerprint `{card['data_fingerprint']}`) |",
         f"| items | {card['items']} ({card['truncated']} shortened to fit, "
         f"{card['skipped']} skipped without a price) |",
+    ]
+    if lora:
+        lines.append(f"| LoRA parameters | {lora:,d} of {card['all_parameters']:,d} "
+                     f"({100 * lora / card['all_parameters']:.2f}%) |")
+    lines += [
         f"| steps | {card['steps']} (epochs {card['epochs']:.2f})"
         f"{', stopped by the time budget' if card.get('stopped_by_time_budget') else ''} |",
         f"| time | {card['train_seconds']:.0f} s, {card['tokens_per_s']:.0f} tokens/s |",
@@ -26,9 +54,12 @@ def write_run_card(out: Path, card: dict) -> None:
     if ev:
         lines.append(f"| evaluation | {ev.get('predictor')} on {ev.get('n')} items of "
                      f"`{card.get('eval_data')}`: error ${ev['error']:.2f}, "
-                     f"RMSLE {ev['rmsle']:.3f}, hits {ev['hits']:.1f}% |")
+                     f"RMSLE {ev['rmsle']:.3f}, hits {ev['hits']:.1f}% "
+                     f"(by `{card.get('evaluated_by', 'pricer train')}`) |")
     else:
         lines.append(f"| evaluation | {card.get('eval_note', 'not run')} |")
     lines += ["", "Settings: `train_config.yaml`. Adapter: this folder "
               "(`adapter_config.json` + `adapter_model.safetensors`).", ""]
-    (out / "run_card.md").write_text("\n".join(lines))
+    with writing(out / CARD):
+        (out / CARD).write_text(json.dumps(card, indent=2, default=str))
+        (out / "run_card.md").write_text("\n".join(lines))
