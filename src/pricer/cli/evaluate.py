@@ -26,6 +26,19 @@ def _train_items(data: str, train: str | None, max_items: int | None = None):
     return None
 
 
+def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
+    """--eval-size as given: a whole number >= 1, or "all" (None: the whole split)."""
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        size = int(str(text).strip())
+    except ValueError:
+        raise PricerError(f"{flag} must be a whole number or 'all', got {text!r}") from None
+    if size < 1:
+        raise PricerError(f"{flag} must be at least 1 (or 'all'), got {size}")
+    return size
+
+
 def _options(pairs: list[str] | None, flags: dict) -> dict:
     """--opt key=value pairs (text; the registry converts them to each option's type) merged
     with the options given as their own flags."""
@@ -47,8 +60,9 @@ def eval_command(
     predictor: Annotated[str, typer.Option(help="constant, random, guesses, baseline, frontier, "
                                                 "greedy, topk, expected, or a baseline kind "
                                                 "(features-lr, bow-lr, embed-lr, embed-svr, embed-rf).")],
-    eval_size: Annotated[int, typer.Option("--eval-size", "--size",
-                                           help="Evaluate the first N items (the reference: 250).")] = 250,
+    eval_size: Annotated[str, typer.Option("--eval-size", "--size",
+                                           help="Evaluate the first N items (the reference: 250), "
+                                                "or 'all' for the whole split.")] = "250",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, "
                                                           "tables on stderr.")] = False,
     results: Annotated[Path, typer.Option(help="Folder for the result JSON and chart.")] = DEFAULT_RESULTS,
@@ -81,8 +95,7 @@ def eval_command(
     from pricer.predict.registry import make_predictor
 
     console = Console(stderr=True) if json_out else Console()
-    if eval_size < 1:
-        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    size = eval_size_of(eval_size)
     if batch_size is not None and batch_size < 1:
         raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
     check_results_dir(results)
@@ -105,7 +118,7 @@ def eval_command(
             if fit["dropped"]:
                 console.print(f"[yellow]fit: {sum(fit['dropped'].values())} train items left out "
                               f"({_counts(fit['dropped'])})[/]", highlight=False, soft_wrap=True)
-        result = evaluate(p, items, size=eval_size, name=name, results_dir=results, console=console,
+        result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
                           batch_size=batch_size, extra={"fit": fit} if fit else None)
     if json_out:
         sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "items"},
@@ -124,7 +137,7 @@ def baselines(
     train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test file (JSONL/CSV/Parquet) or data set.")] = None,
     results: Annotated[Path, typer.Option(help="Results folder; fitted models go to RESULTS/models/.")] = DEFAULT_RESULTS,
-    eval_size: Annotated[int, typer.Option(help="Evaluate on the first N test items.")] = 250,
+    eval_size: Annotated[str, typer.Option(help="Evaluate on the first N test items, or 'all'.")] = "250",
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. constant,bow-lr.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random and of the learners.")] = 42,
@@ -142,8 +155,7 @@ def baselines(
         raise PricerError("give --data (a saved data set) or both --train and --test files")
     if not train and Path(data).is_file():
         raise PricerError(f"{data} is a file, not a saved data set with a train split: give --train")
-    if eval_size < 1:
-        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    size = eval_size_of(eval_size)
     check_results_dir(results)
     chosen = [k.strip() for k in only.split(",")] if only else list(BASELINES)
     unknown = [k for k in chosen if k not in BASELINES]
@@ -159,7 +171,7 @@ def baselines(
     _, kept, dropped = train_split(train_items, bounds)
 
     console = Console()
-    console.print(f"{len(kept):,} train items, first {min(eval_size, len(test_items))} of "
+    console.print(f"{len(kept):,} train items, first {min(size or len(test_items), len(test_items))} of "
                   f"{len(test_items):,} test items; results in {results}/", highlight=False)
     if dropped:
         console.print(f"[yellow]{sum(dropped.values())} train items left out, outside the price "
@@ -175,19 +187,21 @@ def baselines(
 
         def done(result):
             fit = result.get("fit") or {}
-            progress.console.print(f"  {result['predictor']:<12} error ${result['error']:,.2f}  "
+            low, high = result["error_ci"]
+            progress.console.print(f"  {result['predictor']:<12} error ${result['error']:,.2f} "
+                                   f"(95% CI ${low:,.2f}-${high:,.2f})  "
                                    f"RMSLE {result['rmsle']:.2f}  hits {result['hits']:.1f}%  "
                                    f"(fit {fit.get('seconds', 0):.1f} s, predict "
                                    f"{result['timing']['seconds']:.1f} s)", highlight=False,
                                    soft_wrap=True)
             progress.advance(overall)
 
-        found = run_baselines(train_items, test_items, chosen, results, eval_size=eval_size,
+        found = run_baselines(train_items, test_items, chosen, results, eval_size=size,
                               seed=seed, bounds=bounds, progress=show, on_result=done)
         progress.remove_task(step)
-    board = lb.rows(found)
+    board = lb.rows(found)  # one test split, so one board
     console.print(lb.table(board, title="baselines"))
-    chart = lb.bar_chart(board, results / "baselines.png")
+    chart = lb.bar_chart(board, results / "baselines.png", title="baselines")
     console.print(f"models in {results / 'models'}/, chart {chart}; see all with: pricer leaderboard "
                   f"--results {results}", highlight=False)
 
@@ -199,7 +213,8 @@ def leaderboard(
         "--reference/--no-reference", help="Show the reference's published figures "
                                            "(default: when a result is on the reference's data).")] = None,
 ) -> None:
-    """Gather every result into one table (sorted by error) and one comparison chart."""
+    """Gather every result: one table (sorted by error, with 95 % intervals) and one chart per data
+    set (same data fingerprint and size)."""
     from rich.console import Console
 
     from pricer.evaluate import leaderboard as lb
@@ -212,7 +227,15 @@ def leaderboard(
         console.print(f"[yellow]skipped {w}[/]", highlight=False)
     if not found:
         raise PricerError(f"{results}: no result files yet (run pricer eval or pricer baselines)")
-    board = lb.rows(found, with_reference=reference)
-    console.print(lb.table(board, title=f"leaderboard ({len(found)} results in {results})"))
-    path = lb.bar_chart(board, chart or results / "leaderboard.png")
-    console.print(f"chart: {path}", highlight=False)
+    charts = []
+    for number, board in enumerate(lb.boards(found, with_reference=reference), 1):
+        console.print(lb.table(board["rows"], title=f"leaderboard: {board['title']}"))
+        if number == 1:  # the largest data set keeps the familiar name
+            path = chart or results / "leaderboard.png"
+        else:
+            path = (chart or results / "leaderboard.png").with_name(
+                f"{(chart or results / 'leaderboard.png').stem}-{board['data']}-{board['size']}.png")
+        charts.append(str(lb.bar_chart(board["rows"], path, title=f"pricer leaderboard: "
+                                                                   f"{board['title']}")))
+    console.print(f"{len(charts)} data set(s); chart(s): {', '.join(charts)}", highlight=False,
+                  soft_wrap=True)

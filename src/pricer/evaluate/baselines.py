@@ -62,11 +62,11 @@ def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) 
             "seconds": time.perf_counter() - start}
 
 
-def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int = 250,
+def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int | None = 250,
                   seed: int = 42, bounds: tuple[float, float] | None = None,
                   progress=None, on_result=None) -> list[dict]:
     """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops),
-    evaluate each on the first `eval_size` test items and write its result once.
+    evaluate each on the first `eval_size` test items (None: all) and write its result once.
 
     `progress(kind, stage, done, total)` reports "fitting"/"evaluating" (done/total may be None);
     `on_result(result)` is called after each baseline. Returns the results."""
@@ -77,7 +77,7 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
     unknown = [k for k in chosen if k not in BASELINES]
     if unknown:
         raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
-    if eval_size < 1:
+    if eval_size is not None and eval_size < 1:
         raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
     check_results_dir(results_dir)
     bounds = bounds or price_bounds()
@@ -94,7 +94,8 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
             predictor.save(Path(results_dir) / "models" / f"{kind}.skops")
         report(kind, "evaluating", None, None)
         result = evaluate(predictor, test_items, size=eval_size, results_dir=results_dir,
-                          show=False, batch_size=eval_size, extra={"fit": fit} if fit else None)
+                          show=False, batch_size=eval_size or len(test_items),
+                          extra={"fit": fit} if fit else None)
         results.append(result)
         if on_result:
             on_result(result)
