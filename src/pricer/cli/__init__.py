@@ -71,6 +71,7 @@ app.command("predict")(predict.predict)
 app.command("eval")(evaluate.eval_command)
 app.command("baselines")(evaluate.baselines)
 app.command("leaderboard")(evaluate.leaderboard)
+app.add_typer(evaluate.chart_app, name="chart")
 
 
 def main() -> None:

@@ -124,8 +124,8 @@ def eval_command(
         sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "items"},
                                     allow_nan=False, default=str) + "\n")
     else:
-        console.print(f"result: {result['file']}  chart: {result['chart']}", highlight=False,
-                      soft_wrap=True)
+        console.print(f"result: {result['file']}  charts: {result['chart']}, "
+                      f"{result['bands_chart']}", highlight=False, soft_wrap=True)
 
 
 def _counts(counts: dict) -> str:
@@ -239,3 +239,44 @@ def leaderboard(
                                                                    f"{board['title']}")))
     console.print(f"{len(charts)} data set(s); chart(s): {', '.join(charts)}", highlight=False,
                   soft_wrap=True)
+
+
+chart_app = typer.Typer(help="Charts of a training run or a data set (PNG files).",
+                        no_args_is_help=True)
+
+
+@chart_app.command("loss")
+def chart_loss(
+    run: Annotated[Path, typer.Argument(help="A training run folder (pricer train --out).")],
+    out: Annotated[Optional[Path], typer.Option(help="The PNG to write (default RUN/loss.png).")] = None,
+) -> None:
+    """The training loss curve of a run (from its newest checkpoint, else its run card)."""
+    from pricer.evaluate.charts import loss_curve
+    from pricer.errors import writing
+
+    target = out or run / "loss.png"
+    with writing(target):
+        path = loss_curve(run, target)
+    typer.echo(f"chart: {path}")
+
+
+@chart_app.command("prices")
+def chart_prices(
+    data: Annotated[str, typer.Argument(help="A saved data set folder (train and test splits).")],
+    train: Annotated[Optional[str], typer.Option(help="Train file, when DATA is a test file.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="The PNG to write (default "
+                                                     "RESULTS/prices.png).")] = None,
+    results: Annotated[Path, typer.Option(help="Folder for the chart.")] = DEFAULT_RESULTS,
+) -> None:
+    """Train vs test price histogram of a data set (log price axis)."""
+    from pricer.data.items import read_items
+    from pricer.errors import writing
+    from pricer.evaluate.charts import price_histogram
+
+    train_items = _train_items(data, train) or []
+    test_items = read_items(data, split="test", need_price=False)
+    target = out or results / "prices.png"
+    with writing(target):
+        path = price_histogram([i.price for i in train_items], [i.price for i in test_items],
+                               target, title=f"prices of {data}")
+    typer.echo(f"chart: {path}")
