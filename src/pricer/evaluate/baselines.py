@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 
-BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf")
+BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf",
+             "dnn")
 
 
 def price_bounds(source: str | Path | None = None) -> tuple[float, float]:
@@ -65,7 +66,8 @@ def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) 
 def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int | None = 250,
                   seed: int = 42, bounds: tuple[float, float] | None = None,
                   progress=None, on_result=None) -> list[dict]:
-    """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops),
+    """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops;
+    dnn: RESULTS/models/dnn.safetensors),
     evaluate each on the first `eval_size` test items (None: all) and write its result once.
 
     `progress(kind, stage, done, total)` reports "fitting"/"evaluating" (done/total may be None);
@@ -90,8 +92,9 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
             report(kind, "fitting", None, None)
             fit = fit_predictor(predictor, train_items, bounds,
                                 progress=lambda done, total, k=kind: report(k, "fitting", done, total))
-        if kind in KINDS:  # the learnt baselines (not random/constant) are kept
-            predictor.save(Path(results_dir) / "models" / f"{kind}.skops")
+        if kind in KINDS or kind == "dnn":  # the learnt baselines (not random/constant) are kept
+            suffix = ".safetensors" if kind == "dnn" else ".skops"
+            predictor.save(Path(results_dir) / "models" / f"{kind}{suffix}")
         report(kind, "evaluating", None, None)
         result = evaluate(predictor, test_items, size=eval_size, results_dir=results_dir,
                           show=False, batch_size=eval_size or len(test_items),
