@@ -72,6 +72,7 @@ app.command("eval")(evaluate.eval_command)
 app.command("baselines")(evaluate.baselines)
 app.command("leaderboard")(evaluate.leaderboard)
 app.add_typer(evaluate.chart_app, name="chart")
+app.command("ensemble")(evaluate.ensemble)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`pricer eval`, `pricer baselines`, `pricer leaderboard` (issue 3)."""
+"""`pricer eval`, `pricer baselines`, `pricer leaderboard` (issue 3), `pricer chart`,
+`pricer ensemble` (issue 10)."""
 
 import contextlib
 import json
@@ -58,8 +59,9 @@ def eval_command(
     data: Annotated[str, typer.Option(help="Test data: a .jsonl/.csv/.parquet file with text and "
                                            "price, or a saved data set folder (its test split).")],
     predictor: Annotated[str, typer.Option(help="constant, random, guesses, baseline, frontier, "
-                                                "greedy, topk, expected, or a baseline kind "
-                                                "(features-lr, bow-lr, embed-lr, embed-svr, embed-rf).")],
+                                                "greedy, topk, expected, ensemble, or a baseline "
+                                                "kind (features-lr, bow-lr, embed-lr, embed-svr, "
+                                                "embed-rf, dnn).")],
     eval_size: Annotated[str, typer.Option("--eval-size", "--size",
                                            help="Evaluate the first N items (the reference: 250), "
                                                 "or 'all' for the whole split.")] = "250",
@@ -73,7 +75,9 @@ def eval_command(
     value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random, baselines, frontier: the seed (42).")] = None,
     guesses: Annotated[Optional[Path], typer.Option(help="guesses: CSV with id,guess.")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops).")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops, or "
+                                                             "dnn .safetensors); ensemble: its weights "
+                                                             "JSON.")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
     adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, 8bit, 4bit.")] = None,
@@ -280,3 +284,57 @@ def chart_prices(
         path = price_histogram([i.price for i in train_items], [i.price for i in test_items],
                                target, title=f"prices of {data}")
     typer.echo(f"chart: {path}")
+
+
+def ensemble(
+    member: Annotated[list[str], typer.Option(
+        help="A member predictor, repeatable: a name, or name:key=value,... (e.g. constant, "
+             "bow-lr, baseline:path=results/models/dnn.safetensors, greedy:adapter=runs/a).")],
+    out: Annotated[Path, typer.Option(help="The weights file (JSON) to write.")],
+    data: Annotated[Optional[str], typer.Option(help="A saved data set folder (its train split).")] = None,
+    train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
+    val_size: Annotated[int, typer.Option(help="Validation items carved from the train split "
+                                               "(seeded shuffle) to fit the weights on.")] = 500,
+    max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the validation carve.")] = 42,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing weights file.")] = False,
+) -> None:
+    """Fit ensemble weights over members' predictions on a validation slice of the train split
+    (non-negative least squares on log price); evaluate with --predictor ensemble --path OUT."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pricer.evaluate.baselines import price_bounds
+    from pricer.predict.ensemble import fit_ensemble, parse_member
+
+    if not (data or train):
+        raise PricerError("give --train FILE or --data (a saved data set)")
+    if val_size < 1:
+        raise PricerError(f"--val-size must be at least 1, got {val_size}")
+    if out.exists() and not overwrite:
+        raise PricerError(f"{out}: exists (give --overwrite to replace it)")
+    specs = [parse_member(m) for m in member]
+    if any(s["predictor"] == "ensemble" for s in specs):
+        raise PricerError("an ensemble cannot be a member of an ensemble")
+    train_items = _train_items(data or "", train, max_items)
+    if not train_items:
+        raise PricerError("the train split is empty")
+    console = Console()
+    with console.status("ensemble") as status:
+        found_ens, found = fit_ensemble(
+            specs, train_items, out, val_size=val_size, seed=seed, bounds=price_bounds(train or data),
+            progress=lambda name, stage: status.update(f"{stage} {name}"))
+    val = found["validation"]
+    t = Table(title=f"ensemble weights ({found['method']}); validation: {val['items']} train "
+                    f"items held out, members fitted on {val['fit_items']}", header_style="bold")
+    for column in ("member", "weight", "val error $", "val RMSLE"):
+        t.add_column(column, justify="left" if column == "member" else "right")
+    for m, w, s in zip(found_ens.members, found_ens.weights, val["members"]):
+        label = m.get("fitted", m["predictor"]) + "".join(f" {k}={v}" for k, v in m["options"].items())
+        t.add_row(label, f"{w:.4f}", f"{s['error']:,.2f}", f"{s['rmsle']:.3f}")
+    t.add_row("intercept", f"{found_ens.intercept:+.4f}", "", "")
+    t.add_row("[bold]ensemble[/]", "", f"{val['ensemble']['error']:,.2f}",
+              f"{val['ensemble']['rmsle']:.3f}")
+    console.print(t)
+    console.print(f"weights: {out}; evaluate with: pricer eval --predictor ensemble --path {out}",
+                  highlight=False, soft_wrap=True)

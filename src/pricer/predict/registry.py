@@ -3,7 +3,7 @@
 constant, random, guesses: simple.py; baseline (a saved one, path=) and the baseline kinds
 (features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on a train split): baselines.py;
 dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safetensors): dnn.py;
-frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
+ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -54,6 +54,14 @@ def baseline(path: Path | None = None):
 
         return load_dnn(path)
     return load_baseline(path)
+
+
+def ensemble(path: Path | None = None):
+    from pricer.predict.ensemble import load_ensemble
+
+    if path is None:
+        raise PricerError("ensemble: give the weights file of pricer ensemble with --path FILE")
+    return load_ensemble(path)
 
 
 def dnn(blocks: int = 4, width: int = 512, features: int = 5000, epochs: int = 20,
@@ -116,7 +124,7 @@ def _baseline_kind(kind: str):
 
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
-    "frontier": frontier, "dnn": dnn,
+    "frontier": frontier, "dnn": dnn, "ensemble": ensemble,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }
