@@ -268,3 +268,49 @@ def test_leaderboard_ignores_other_json_and_reports_broken(tmp_path, test_items)
     assert sorted(r["predictor"] for r in found) == ["constant", "random"]
     assert len(warnings) == 1 and "broken.json" in warnings[0]
     assert len(rows(found, with_reference=False)) == 2
+
+
+def test_leaderboard_ranks_only_results_on_the_same_data(tmp_path, test_items):
+    """One board per (data fingerprint, size): 5 items and 8 items are never ranked together;
+    published rows join only the reference's split; an old result file (no interval, MSE, R^2
+    or size) still loads and ranks."""
+    from pricer.evaluate.leaderboard import boards
+
+    evaluate(ConstantPredictor(100), test_items[:5], results_dir=tmp_path, show=False)
+    evaluate(RandomPredictor(1), test_items[:5], results_dir=tmp_path, show=False)
+    evaluate(ConstantPredictor(50), test_items[:8], results_dir=tmp_path, show=False)
+    mine = [Item(f"x{n}", f"Thing {n}", 10.0 + n, None) for n in range(4)]
+    evaluate(ConstantPredictor(12), mine, results_dir=tmp_path, show=False)
+    old = json.loads(next(tmp_path.glob("random-*.json")).read_text())
+    for key in ("error_ci", "mse", "r2", "size"):
+        old.pop(key)
+    (tmp_path / "old.json").write_text(json.dumps(old | {"predictor": "old random"}))
+    found, _ = read_results(tmp_path)
+    got = boards(found)
+    assert [(b["size"], b["reference"]) for b in got] == [(8, True), (5, True), (4, False)]
+    five = got[1]["rows"]
+    ours = [r for r in five if not r["published"]]
+    assert sorted(r["predictor"] for r in ours) == ["constant", "old random", "random"]
+    assert len(five) == 3 + len(PUBLISHED)
+    assert [r["error"] for r in five] == sorted(r["error"] for r in five)
+    assert next(r for r in ours if r["predictor"] == "old random")["error_ci"] is None
+    assert all(r["error_ci"][0] <= r["error"] <= r["error_ci"][1] for r in ours
+               if r["predictor"] != "old random")
+    assert [r["predictor"] for r in got[2]["rows"]] == ["constant"]  # not the reference's data
+    res = assert_ok(pricer("leaderboard", "--results", tmp_path))
+    assert "3 data set(s)" in res.stdout
+    assert len(list(tmp_path.glob("leaderboard*.png"))) == 3
+
+
+def test_cli_size_all_evaluates_the_whole_split(tmp_path):
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(json.dumps({"id": f"s{n}", "text": f"Lamp {n}\nA lamp.",
+                                         "price": 20.0 + n}) + "\n" for n in range(7)))
+    res = assert_ok(pricer("eval", "--data", small, "--predictor", "constant", "--value", "25",
+                           "--size", "all", "--json", "--results", tmp_path / "r"))
+    result = json.loads(res.stdout)
+    assert result["n"] == 7 and result["size"] == 7
+    assert result["error"] == pytest.approx(sum(abs(25 - (20 + n)) for n in range(7)) / 7)
+    assert {"error_ci", "mse", "r2"} <= result.keys()
+    assert_bad_input(pricer("eval", "--data", small, "--predictor", "random", "--size", "some",
+                            "--results", tmp_path / "r"), "--eval-size", "'all'")

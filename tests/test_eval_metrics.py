@@ -39,8 +39,28 @@ def test_summary_by_hand():
     assert summary["rmsle"] == pytest.approx(math.sqrt(sum(sles) / 4))
     assert summary["hits"] == 50.0
     assert (summary["n"], summary["invalid"], summary["green"], summary["red"]) == (4, 1, 2, 2)
+    # the 2025 edition's figures: 95 % interval of the error (normal approximation), MSE, R^2
+    errors, truths = [0, 200, 30, 30], [100, 100, 120, 30]
+    sd = math.sqrt(sum((e - 65) ** 2 for e in errors) / 3)
+    assert summary["error_ci"] == pytest.approx([65 - 1.96 * sd / 2, 65 + 1.96 * sd / 2])
+    assert summary["mse"] == pytest.approx(sum(e * e for e in errors) / 4)
+    mean_truth = sum(truths) / 4
+    r2 = 1 - sum(e * e for e in errors) / sum((t - mean_truth) ** 2 for t in truths)
+    assert summary["r2"] == pytest.approx(r2)
+    low, high = summary["error_ci"]
     assert headline("x", summary) == (f"x Error=$65.00 RMSLE={math.sqrt(sum(sles) / 4):.2f} "
-                                      "Hits=50.0%")
+                                      f"Hits=50.0% CI95=${low:,.2f}-${high:,.2f} "
+                                      f"MSE={summary['mse']:,.0f} R²={r2:.2f}")
+
+
+def test_old_summaries_without_interval_still_make_a_headline():
+    old = {"error": 10.0, "rmsle": 0.5, "hits": 40.0, "n": 3}
+    assert headline("old", old) == "old Error=$10.00 RMSLE=0.50 Hits=40.0%"
+
+
+def test_one_item_interval_and_r2():
+    summary = summarise([score(90, 100)])
+    assert summary["error_ci"] == [10.0, 10.0] and summary["r2"] is None
 
 
 @pytest.mark.parametrize("bad", [None, "abc", float("nan"), float("inf"), -float("inf"), -5.0,

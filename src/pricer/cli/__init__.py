@@ -71,6 +71,8 @@ app.command("predict")(predict.predict)
 app.command("eval")(evaluate.eval_command)
 app.command("baselines")(evaluate.baselines)
 app.command("leaderboard")(evaluate.leaderboard)
+app.add_typer(evaluate.chart_app, name="chart")
+app.command("ensemble")(evaluate.ensemble)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`pricer eval`, `pricer baselines`, `pricer leaderboard` (issue 3)."""
+"""`pricer eval`, `pricer baselines`, `pricer leaderboard` (issue 3), `pricer chart`,
+`pricer ensemble` (issue 10)."""
 
 import contextlib
 import json
@@ -26,6 +27,19 @@ def _train_items(data: str, train: str | None, max_items: int | None = None):
     return None
 
 
+def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
+    """--eval-size as given: a whole number >= 1, or "all" (None: the whole split)."""
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        size = int(str(text).strip())
+    except ValueError:
+        raise PricerError(f"{flag} must be a whole number or 'all', got {text!r}") from None
+    if size < 1:
+        raise PricerError(f"{flag} must be at least 1 (or 'all'), got {size}")
+    return size
+
+
 def _options(pairs: list[str] | None, flags: dict) -> dict:
     """--opt key=value pairs (text; the registry converts them to each option's type) merged
     with the options given as their own flags."""
@@ -45,10 +59,12 @@ def eval_command(
     data: Annotated[str, typer.Option(help="Test data: a .jsonl/.csv/.parquet file with text and "
                                            "price, or a saved data set folder (its test split).")],
     predictor: Annotated[str, typer.Option(help="constant, random, guesses, baseline, frontier, "
-                                                "greedy, topk, expected, or a baseline kind "
-                                                "(features-lr, bow-lr, embed-lr, embed-svr, embed-rf).")],
-    eval_size: Annotated[int, typer.Option("--eval-size", "--size",
-                                           help="Evaluate the first N items (the reference: 250).")] = 250,
+                                                "greedy, topk, expected, ensemble, or a baseline "
+                                                "kind (features-lr, bow-lr, embed-lr, embed-svr, "
+                                                "embed-rf, dnn).")],
+    eval_size: Annotated[str, typer.Option("--eval-size", "--size",
+                                           help="Evaluate the first N items (the reference: 250), "
+                                                "or 'all' for the whole split.")] = "250",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, "
                                                           "tables on stderr.")] = False,
     results: Annotated[Path, typer.Option(help="Folder for the result JSON and chart.")] = DEFAULT_RESULTS,
@@ -59,7 +75,9 @@ def eval_command(
     value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random, baselines, frontier: the seed (42).")] = None,
     guesses: Annotated[Optional[Path], typer.Option(help="guesses: CSV with id,guess.")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops).")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops, or "
+                                                             "dnn .safetensors); ensemble: its weights "
+                                                             "JSON.")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
     adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, 8bit, 4bit.")] = None,
@@ -81,8 +99,7 @@ def eval_command(
     from pricer.predict.registry import make_predictor
 
     console = Console(stderr=True) if json_out else Console()
-    if eval_size < 1:
-        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    size = eval_size_of(eval_size)
     if batch_size is not None and batch_size < 1:
         raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
     check_results_dir(results)
@@ -105,14 +122,14 @@ def eval_command(
             if fit["dropped"]:
                 console.print(f"[yellow]fit: {sum(fit['dropped'].values())} train items left out "
                               f"({_counts(fit['dropped'])})[/]", highlight=False, soft_wrap=True)
-        result = evaluate(p, items, size=eval_size, name=name, results_dir=results, console=console,
+        result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
                           batch_size=batch_size, extra={"fit": fit} if fit else None)
     if json_out:
         sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "items"},
                                     allow_nan=False, default=str) + "\n")
     else:
-        console.print(f"result: {result['file']}  chart: {result['chart']}", highlight=False,
-                      soft_wrap=True)
+        console.print(f"result: {result['file']}  charts: {result['chart']}, "
+                      f"{result['bands_chart']}", highlight=False, soft_wrap=True)
 
 
 def _counts(counts: dict) -> str:
@@ -124,7 +141,7 @@ def baselines(
     train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test file (JSONL/CSV/Parquet) or data set.")] = None,
     results: Annotated[Path, typer.Option(help="Results folder; fitted models go to RESULTS/models/.")] = DEFAULT_RESULTS,
-    eval_size: Annotated[int, typer.Option(help="Evaluate on the first N test items.")] = 250,
+    eval_size: Annotated[str, typer.Option(help="Evaluate on the first N test items, or 'all'.")] = "250",
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. constant,bow-lr.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random and of the learners.")] = 42,
@@ -142,8 +159,7 @@ def baselines(
         raise PricerError("give --data (a saved data set) or both --train and --test files")
     if not train and Path(data).is_file():
         raise PricerError(f"{data} is a file, not a saved data set with a train split: give --train")
-    if eval_size < 1:
-        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    size = eval_size_of(eval_size)
     check_results_dir(results)
     chosen = [k.strip() for k in only.split(",")] if only else list(BASELINES)
     unknown = [k for k in chosen if k not in BASELINES]
@@ -159,7 +175,7 @@ def baselines(
     _, kept, dropped = train_split(train_items, bounds)
 
     console = Console()
-    console.print(f"{len(kept):,} train items, first {min(eval_size, len(test_items))} of "
+    console.print(f"{len(kept):,} train items, first {min(size or len(test_items), len(test_items))} of "
                   f"{len(test_items):,} test items; results in {results}/", highlight=False)
     if dropped:
         console.print(f"[yellow]{sum(dropped.values())} train items left out, outside the price "
@@ -175,19 +191,21 @@ def baselines(
 
         def done(result):
             fit = result.get("fit") or {}
-            progress.console.print(f"  {result['predictor']:<12} error ${result['error']:,.2f}  "
+            low, high = result["error_ci"]
+            progress.console.print(f"  {result['predictor']:<12} error ${result['error']:,.2f} "
+                                   f"(95% CI ${low:,.2f}-${high:,.2f})  "
                                    f"RMSLE {result['rmsle']:.2f}  hits {result['hits']:.1f}%  "
                                    f"(fit {fit.get('seconds', 0):.1f} s, predict "
                                    f"{result['timing']['seconds']:.1f} s)", highlight=False,
                                    soft_wrap=True)
             progress.advance(overall)
 
-        found = run_baselines(train_items, test_items, chosen, results, eval_size=eval_size,
+        found = run_baselines(train_items, test_items, chosen, results, eval_size=size,
                               seed=seed, bounds=bounds, progress=show, on_result=done)
         progress.remove_task(step)
-    board = lb.rows(found)
+    board = lb.rows(found)  # one test split, so one board
     console.print(lb.table(board, title="baselines"))
-    chart = lb.bar_chart(board, results / "baselines.png")
+    chart = lb.bar_chart(board, results / "baselines.png", title="baselines")
     console.print(f"models in {results / 'models'}/, chart {chart}; see all with: pricer leaderboard "
                   f"--results {results}", highlight=False)
 
@@ -199,7 +217,8 @@ def leaderboard(
         "--reference/--no-reference", help="Show the reference's published figures "
                                            "(default: when a result is on the reference's data).")] = None,
 ) -> None:
-    """Gather every result into one table (sorted by error) and one comparison chart."""
+    """Gather every result: one table (sorted by error, with 95 % intervals) and one chart per data
+    set (same data fingerprint and size)."""
     from rich.console import Console
 
     from pricer.evaluate import leaderboard as lb
@@ -212,7 +231,110 @@ def leaderboard(
         console.print(f"[yellow]skipped {w}[/]", highlight=False)
     if not found:
         raise PricerError(f"{results}: no result files yet (run pricer eval or pricer baselines)")
-    board = lb.rows(found, with_reference=reference)
-    console.print(lb.table(board, title=f"leaderboard ({len(found)} results in {results})"))
-    path = lb.bar_chart(board, chart or results / "leaderboard.png")
-    console.print(f"chart: {path}", highlight=False)
+    charts = []
+    for number, board in enumerate(lb.boards(found, with_reference=reference), 1):
+        console.print(lb.table(board["rows"], title=f"leaderboard: {board['title']}"))
+        if number == 1:  # the largest data set keeps the familiar name
+            path = chart or results / "leaderboard.png"
+        else:
+            path = (chart or results / "leaderboard.png").with_name(
+                f"{(chart or results / 'leaderboard.png').stem}-{board['data']}-{board['size']}.png")
+        charts.append(str(lb.bar_chart(board["rows"], path, title=f"pricer leaderboard: "
+                                                                   f"{board['title']}")))
+    console.print(f"{len(charts)} data set(s); chart(s): {', '.join(charts)}", highlight=False,
+                  soft_wrap=True)
+
+
+chart_app = typer.Typer(help="Charts of a training run or a data set (PNG files).",
+                        no_args_is_help=True)
+
+
+@chart_app.command("loss")
+def chart_loss(
+    run: Annotated[Path, typer.Argument(help="A training run folder (pricer train --out).")],
+    out: Annotated[Optional[Path], typer.Option(help="The PNG to write (default RUN/loss.png).")] = None,
+) -> None:
+    """The training loss curve of a run (from its newest checkpoint, else its run card)."""
+    from pricer.evaluate.charts import loss_curve
+    from pricer.errors import writing
+
+    target = out or run / "loss.png"
+    with writing(target):
+        path = loss_curve(run, target)
+    typer.echo(f"chart: {path}")
+
+
+@chart_app.command("prices")
+def chart_prices(
+    data: Annotated[str, typer.Argument(help="A saved data set folder (train and test splits).")],
+    train: Annotated[Optional[str], typer.Option(help="Train file, when DATA is a test file.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="The PNG to write (default "
+                                                     "RESULTS/prices.png).")] = None,
+    results: Annotated[Path, typer.Option(help="Folder for the chart.")] = DEFAULT_RESULTS,
+) -> None:
+    """Train vs test price histogram of a data set (log price axis)."""
+    from pricer.data.items import read_items
+    from pricer.errors import writing
+    from pricer.evaluate.charts import price_histogram
+
+    train_items = _train_items(data, train) or []
+    test_items = read_items(data, split="test", need_price=False)
+    target = out or results / "prices.png"
+    with writing(target):
+        path = price_histogram([i.price for i in train_items], [i.price for i in test_items],
+                               target, title=f"prices of {data}")
+    typer.echo(f"chart: {path}")
+
+
+def ensemble(
+    member: Annotated[list[str], typer.Option(
+        help="A member predictor, repeatable: a name, or name:key=value,... (e.g. constant, "
+             "bow-lr, baseline:path=results/models/dnn.safetensors, greedy:adapter=runs/a).")],
+    out: Annotated[Path, typer.Option(help="The weights file (JSON) to write.")],
+    data: Annotated[Optional[str], typer.Option(help="A saved data set folder (its train split).")] = None,
+    train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
+    val_size: Annotated[int, typer.Option(help="Validation items carved from the train split "
+                                               "(seeded shuffle) to fit the weights on.")] = 500,
+    max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the validation carve.")] = 42,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing weights file.")] = False,
+) -> None:
+    """Fit ensemble weights over members' predictions on a validation slice of the train split
+    (non-negative least squares on log price); evaluate with --predictor ensemble --path OUT."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pricer.evaluate.baselines import price_bounds
+    from pricer.predict.ensemble import fit_ensemble, parse_member
+
+    if not (data or train):
+        raise PricerError("give --train FILE or --data (a saved data set)")
+    if val_size < 1:
+        raise PricerError(f"--val-size must be at least 1, got {val_size}")
+    if out.exists() and not overwrite:
+        raise PricerError(f"{out}: exists (give --overwrite to replace it)")
+    specs = [parse_member(m) for m in member]
+    if any(s["predictor"] == "ensemble" for s in specs):
+        raise PricerError("an ensemble cannot be a member of an ensemble")
+    train_items = _train_items(data or "", train, max_items)
+    if not train_items:
+        raise PricerError("the train split is empty")
+    console = Console()
+    with console.status("ensemble") as status:
+        found_ens, found = fit_ensemble(
+            specs, train_items, out, val_size=val_size, seed=seed, bounds=price_bounds(train or data),
+            progress=lambda name, stage: status.update(f"{stage} {name}"))
+    val = found["validation"]
+    t = Table(title=f"ensemble weights ({found['method']}); validation: {val['items']} train "
+                    f"items held out, members fitted on {val['fit_items']}", header_style="bold")
+    for column in ("member", "weight", "val error $", "val RMSLE"):
+        t.add_column(column, justify="left" if column == "member" else "right")
+    for m, w, s in zip(found_ens.members, found_ens.weights, val["members"]):
+        label = m.get("fitted", m["predictor"]) + "".join(f" {k}={v}" for k, v in m["options"].items())
+        t.add_row(label, f"{w:.4f}", f"{s['error']:,.2f}", f"{s['rmsle']:.3f}")
+    t.add_row("intercept", f"{found_ens.intercept:+.4f}", "", "")
+    t.add_row("[bold]ensemble[/]", "", f"{val['ensemble']['error']:,.2f}",
+              f"{val['ensemble']['rmsle']:.3f}")
+    console.print(t)
+    console.print(f"weights: {out}; evaluate with: pricer eval --predictor ensemble --path {out}",
+                  highlight=False, soft_wrap=True)

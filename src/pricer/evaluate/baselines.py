@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 
-BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf")
+BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf",
+             "dnn")
 
 
 def price_bounds(source: str | Path | None = None) -> tuple[float, float]:
@@ -62,11 +63,12 @@ def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) 
             "seconds": time.perf_counter() - start}
 
 
-def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int = 250,
+def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int | None = 250,
                   seed: int = 42, bounds: tuple[float, float] | None = None,
                   progress=None, on_result=None) -> list[dict]:
-    """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops),
-    evaluate each on the first `eval_size` test items and write its result once.
+    """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops;
+    dnn: RESULTS/models/dnn.safetensors),
+    evaluate each on the first `eval_size` test items (None: all) and write its result once.
 
     `progress(kind, stage, done, total)` reports "fitting"/"evaluating" (done/total may be None);
     `on_result(result)` is called after each baseline. Returns the results."""
@@ -77,7 +79,7 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
     unknown = [k for k in chosen if k not in BASELINES]
     if unknown:
         raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
-    if eval_size < 1:
+    if eval_size is not None and eval_size < 1:
         raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
     check_results_dir(results_dir)
     bounds = bounds or price_bounds()
@@ -90,11 +92,13 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
             report(kind, "fitting", None, None)
             fit = fit_predictor(predictor, train_items, bounds,
                                 progress=lambda done, total, k=kind: report(k, "fitting", done, total))
-        if kind in KINDS:  # the learnt baselines (not random/constant) are kept
-            predictor.save(Path(results_dir) / "models" / f"{kind}.skops")
+        if kind in KINDS or kind == "dnn":  # the learnt baselines (not random/constant) are kept
+            suffix = ".safetensors" if kind == "dnn" else ".skops"
+            predictor.save(Path(results_dir) / "models" / f"{kind}{suffix}")
         report(kind, "evaluating", None, None)
         result = evaluate(predictor, test_items, size=eval_size, results_dir=results_dir,
-                          show=False, batch_size=eval_size, extra={"fit": fit} if fit else None)
+                          show=False, batch_size=eval_size or len(test_items),
+                          extra={"fit": fit} if fit else None)
         results.append(result)
         if on_result:
             on_result(result)

@@ -7,8 +7,9 @@ the reference: a $1e12 truth is a data error, not an item to score) are skipped,
 listed with the reason. A run where every item raised is an error (nothing is written); a run
 where some raised is flagged (`failed` in the result, and in the leaderboard).
 The harness uses only the predictor contract (pricer.predict.base.Predictor).
-Output: a coloured per-item table and a summary line (Rich), a scatter chart PNG like the
-reference's, and a result JSON that `pricer leaderboard` gathers.
+Output: a coloured per-item table and a summary line (Rich), two charts (the truth-vs-estimate
+scatter on log-log axes, and the error by price band; pricer.evaluate.charts), and a result JSON
+that `pricer leaderboard` gathers.
 """
 
 import datetime
@@ -23,7 +24,7 @@ from pathlib import Path
 from pricer.data.curate import REFERENCE
 from pricer.data.items import fingerprint
 from pricer.errors import PricerError, writing
-from pricer.evaluate.metrics import GREEN, ORANGE, RED, headline, score, summarise, valid_guess
+from pricer.evaluate.metrics import GREEN, ORANGE, RED, headline, score, summarise
 
 STYLES = {GREEN: "green", ORANGE: "dark_orange", RED: "red"}
 REFERENCE_ID_PREFIX = "official-"  # ids of the reference's own test split in ../shared/data
@@ -73,28 +74,10 @@ def _json_number(value):
 
 
 def chart(rows: list[dict], title: str, path: Path) -> Path:
-    """Scatter of truth (x) vs estimate (y) in hit colours with the y=x line, as the reference;
-    axes 0..1000, or up to the largest value when the data goes beyond."""
-    import matplotlib
+    """The truth-vs-estimate scatter (log-log, hit colours, y=x): `pricer.evaluate.charts.scatter`."""
+    from pricer.evaluate.charts import scatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    truths = [r["truth"] for r in rows]
-    guesses = [r["scored_guess"] for r in rows]
-    top = max([1000.0] + truths + guesses)
-    fig, ax = plt.subplots(figsize=(12, 8))
-    ax.plot([0, top], [0, top], color="deepskyblue", lw=2, alpha=0.6)
-    ax.scatter(truths, guesses, s=3, c=[r["colour"] for r in rows])
-    ax.set_xlabel("Ground Truth")
-    ax.set_ylabel("Model Estimate")
-    ax.set_xlim(0, top)
-    ax.set_ylim(0, top)
-    ax.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return scatter(rows, title, path)
 
 
 def _table(rows, skipped, console):
@@ -135,7 +118,7 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
 
     Returns the result dict (`error`, `rmsle`, `hits`, `n`, `predictor`, `settings`, per-item
     rows, skipped items, errors, `failed`, timing). With `results_dir`, also writes
-    `<name>-<data>-<settings>.json` and `.png` there. `console`: where tables go (stdout by
+    `<name>-<data>-<settings>.json`, `.png` (scatter) and `-bands.png` there. `console`: where tables go (stdout by
     default; the CLI's --json uses stderr). `max_price`: truths above it are skipped (None: no
     bound). `extra`: more keys for the result (e.g. fit timing), written with it.
     """
@@ -226,8 +209,12 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
         settings = hashlib.sha256(json.dumps(result["settings"], sort_keys=True,
                                              default=str).encode()).hexdigest()[:6]
         base = Path(results_dir) / f"{slug}-{fp[:8]}-{settings}"  # one file per predictor+data
+        from pricer.evaluate.charts import bands
+
         with writing(results_dir):
             result["chart"] = str(chart(rows, title, Path(f"{base}.png")))
+            result["bands_chart"] = str(bands(rows, f"{name}: error by price band",
+                                              Path(f"{base}-bands.png")))
         result["file"] = f"{base}.json"
         with writing(result["file"]):
             Path(result["file"]).write_text(json.dumps(result, indent=1, allow_nan=False, default=str))

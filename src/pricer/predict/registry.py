@@ -2,7 +2,8 @@
 
 constant, random, guesses: simple.py; baseline (a saved one, path=) and the baseline kinds
 (features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on a train split): baselines.py;
-frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
+dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safetensors): dnn.py;
+ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -48,7 +49,29 @@ def baseline(path: Path | None = None):
 
     if path is None:
         raise PricerError("baseline: give the saved baseline with --path FILE")
+    if Path(path).suffix == ".safetensors":  # a saved dnn (predict/dnn.py)
+        from pricer.predict.dnn import load_dnn
+
+        return load_dnn(path)
     return load_baseline(path)
+
+
+def ensemble(path: Path | None = None):
+    from pricer.predict.ensemble import load_ensemble
+
+    if path is None:
+        raise PricerError("ensemble: give the weights file of pricer ensemble with --path FILE")
+    return load_ensemble(path)
+
+
+def dnn(blocks: int = 4, width: int = 512, features: int = 5000, epochs: int = 20,
+        patience: int = 3, lr: float = 1e-3, train_batch: int = 128, dropout: float = 0.2,
+        val_fraction: float = 0.1, seed: int = 42):
+    from pricer.predict.dnn import DnnPredictor
+
+    return DnnPredictor(blocks=blocks, width=width, features=features, epochs=epochs,
+                        patience=patience, lr=lr, train_batch=train_batch, dropout=dropout,
+                        val_fraction=val_fraction, seed=seed)
 
 
 def frontier(api_model: str | None = None, model: str | None = None, base_url: str | None = None,
@@ -101,7 +124,7 @@ def _baseline_kind(kind: str):
 
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
-    "frontier": frontier,
+    "frontier": frontier, "dnn": dnn, "ensemble": ensemble,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }

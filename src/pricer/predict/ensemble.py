@@ -1,0 +1,188 @@
+"""`ensemble`: a weighted blend of other predictors, fitted on a validation slice of the train split.
+
+    log(1 + guess) = intercept + sum_i weight_i * log(1 + guess_i)
+
+The weights are non-negative least squares on log price (scipy.optimize.nnls) over the members'
+guesses on a validation slice carved from the TRAIN split (`carve`: a seeded shuffle, the last
+`val_size` items; never the test split). The intercept is free (two non-negative columns, +1 and
+-1), so the weights need not sum to 1. On the slice, the blend's squared log error (RMSLE) is at
+most the best member's: that member alone (weight 1, intercept 0) is one of the candidates.
+A member without a usable guess for an item counts as a guess of $0 there.
+
+Members are predictors of the registry by name and options; those that learn must be fitted on
+the train split WITHOUT the slice (`pricer ensemble` does that; a saved baseline given by path
+must have been fitted that way too). Saved as JSON: members (name, options, weight), intercept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from pricer.errors import PricerError, reading, writing
+from pricer.predict.base import Predictor
+
+FORMAT = "pricer-ensemble/1"
+
+
+def carve(items: list, val_size: int, seed: int = 42) -> tuple[list, list]:
+    """(fit items, validation items): a seeded shuffle of `items`, the last `val_size` held out."""
+    if not 1 <= val_size < len(items):
+        raise PricerError(f"--val-size must be between 1 and {len(items) - 1} (the train split "
+                          f"has {len(items)} items), got {val_size}")
+    order = np.random.default_rng(seed).permutation(len(items))
+    return [items[i] for i in order[:-val_size]], [items[i] for i in order[-val_size:]]
+
+
+def _logs(guesses) -> np.ndarray:
+    return np.log1p([g if g is not None and math.isfinite(g) and g > 0 else 0.0 for g in guesses])
+
+
+def fit_weights(member_guesses: list[list[float | None]], truths: list[float]) -> tuple[list[float], float]:
+    """(weights >= 0, intercept) minimising the squared error of the blend on log(1 + price)."""
+    from scipy.optimize import nnls
+
+    x = np.column_stack([_logs(g) for g in member_guesses])
+    ones = np.ones((len(truths), 1))
+    solution, _ = nnls(np.hstack([x, ones, -ones]), np.log1p(truths))
+    return [float(w) for w in solution[:-2]], float(solution[-2] - solution[-1])
+
+
+class EnsemblePredictor(Predictor):
+    """exp(intercept + sum of weight * log(1 + member guess)) - 1 over fitted member predictors."""
+
+    name = "ensemble"
+
+    def __init__(self, members: list[dict], predictors: list[Predictor], weights: list[float],
+                 intercept: float, path: str | None = None):
+        self.members, self.predictors = members, predictors
+        self.weights, self.intercept, self.path = list(weights), float(intercept), path
+        self.batch_size = min([p.batch_size for p in predictors] or [64])
+
+    def prepare(self, items) -> None:
+        for p in self.predictors:
+            p.prepare(items)
+
+    def settings(self) -> dict:
+        return {"path": self.path, "intercept": round(self.intercept, 6),
+                "members": [f"{m['predictor']}={w:.4f}" for m, w in zip(self.members, self.weights)]}
+
+    def predict(self, prompts: list[str]) -> list[float | None]:
+        if not prompts:
+            return []
+        blend = np.full(len(prompts), self.intercept)
+        for predictor, weight in zip(self.predictors, self.weights):
+            if weight > 0:  # a member with weight 0 is not asked at all
+                blend += weight * _logs(predictor.predict(prompts))
+        return [max(float(np.expm1(v)), 0.0) for v in blend]
+
+    def save(self, path: str | Path, extra: dict | None = None) -> Path:
+        path = Path(path)
+        body = {"format": FORMAT, "intercept": self.intercept,
+                "members": [m | {"weight": w} for m, w in zip(self.members, self.weights)],
+                **(extra or {})}
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(body, indent=1, default=str))
+        self.path = str(path)
+        return path
+
+
+def load_ensemble(path: str | Path) -> EnsemblePredictor:
+    """An ensemble saved by `pricer ensemble`: its members are made again from the registry."""
+    from pricer.predict.registry import make_predictor
+
+    path = Path(path)
+    if not path.is_file():
+        raise PricerError(f"{path}: no such ensemble file")
+    with reading(path):
+        body = json.loads(path.read_text())
+    if not isinstance(body, dict) or body.get("format") != FORMAT or not body.get("members"):
+        raise PricerError(f"{path}: not an ensemble file (written by pricer ensemble)")
+    members = [{k: v for k, v in m.items() if k != "weight"} for m in body["members"]]
+    predictors = []
+    for m in members:
+        options = dict(m.get("options") or {})
+        if m.get("fitted") and "path" in options:  # saved by fit_ensemble beside this file
+            options["path"] = str(path.parent / options["path"])
+        predictor = make_predictor(m["predictor"], **options)
+        if predictor.needs_fit:
+            raise PricerError(f"{path}: member {m['predictor']} must be saved fitted (give it "
+                              "by --path); an unfitted member cannot predict")
+        predictors.append(predictor)
+    return EnsemblePredictor(members, predictors, [float(m["weight"]) for m in body["members"]],
+                             float(body["intercept"]), path=str(path))
+
+
+def parse_member(spec: str) -> dict:
+    """"name" or "name:key=value,key=value" -> {"predictor", "options"} (options as text; the
+    registry converts them to each option's type)."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for pair in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PricerError(f"--member {spec!r}: write options as name:key=value,key=value")
+        options[key.strip().replace("-", "_")] = value.strip()
+    if not name.strip():
+        raise PricerError(f"--member {spec!r}: no predictor name")
+    return {"predictor": name.strip(), "options": options}
+
+
+def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size: int = 500,
+                 seed: int = 42, bounds: tuple[float, float] | None = None,
+                 progress=None) -> tuple[EnsemblePredictor, dict]:
+    """Carve a validation slice from `train_items`, fit the members that learn on the rest (saved
+    beside `out`, in OUT_STEM-members/), predict the slice with every member, fit the weights and
+    save the ensemble as JSON at `out`. `progress(member, stage)` reports each step.
+    Returns (the ensemble, a report: per member its validation error and RMSLE, and the blend's)."""
+    from pricer.evaluate.baselines import fit_predictor, price_bounds, train_split
+    from pricer.evaluate.metrics import score, summarise
+    from pricer.predict.registry import make_predictor, option_types
+
+    if len(specs) < 1:
+        raise PricerError("give at least one --member")
+    report = progress or (lambda *args: None)
+    bounds = bounds or price_bounds()
+    fit_items, val_items = carve(train_items, val_size, seed)
+    val_prompts, val_prices, _ = train_split(val_items, bounds)
+    if not val_prompts:
+        raise PricerError("the validation slice has no item with a price within the bounds")
+    out = Path(out)
+    folder = out.with_name(f"{out.stem}-members")
+    members, predictors, guesses = [], [], []
+    for number, spec in enumerate(specs):
+        predictor = make_predictor(spec["predictor"], **spec["options"])
+        member = {"predictor": spec["predictor"], "options": dict(spec["options"])}
+        if predictor.needs_fit:
+            report(spec["predictor"], "fitting")
+            fit_predictor(predictor, fit_items, bounds)
+            if hasattr(predictor, "save"):  # learnt weights: saved, then loaded as a baseline
+                suffix = ".safetensors" if spec["predictor"] == "dnn" else ".skops"
+                saved = predictor.save(folder / f"{number}-{spec['predictor']}{suffix}")
+                member = {"predictor": "baseline", "fitted": spec["predictor"],  # path: from out
+                          "options": {"path": str(saved.relative_to(out.parent))}}
+            else:  # e.g. constant: what it learnt is one of its own options
+                kinds = option_types(spec["predictor"])
+                member["options"] |= {k: v for k, v in predictor.settings().items() if k in kinds}
+        report(spec["predictor"], "predicting")
+        predictors.append(predictor)
+        members.append(member)
+        guesses.append(predictor.predict(val_prompts))
+    weights, intercept = fit_weights(guesses, val_prices)
+    ensemble = EnsemblePredictor(members, predictors, weights, intercept)
+    blend = ensemble.predict(val_prompts)
+
+    def summary(values):
+        s = summarise([score(v, t) for v, t in zip(values, val_prices)])
+        return {"error": s["error"], "rmsle": s["rmsle"], "hits": s["hits"]}
+
+    found = {"validation": {"items": len(val_prompts), "seed": seed, "val_size": val_size,
+                            "fit_items": len(fit_items),
+                            "members": [summary(g) for g in guesses], "ensemble": summary(blend)},
+             "method": "non-negative least squares on log(1 + price), free intercept (scipy nnls)"}
+    ensemble.save(out, extra=found)
+    return ensemble, found

@@ -1,0 +1,91 @@
+"""The ensemble on real items with cheap members: weights, validation error, round trip, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from clirun import assert_bad_input, assert_ok, pricer
+from conftest import AMAZON_TEST, AMAZON_TRAIN
+from pricer.data.items import read_items
+from pricer.errors import PricerError
+from pricer.predict.ensemble import carve, fit_ensemble, fit_weights, load_ensemble, parse_member
+from pricer.predict.registry import make_predictor
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    train = read_items(AMAZON_TRAIN, split="train")[:700]
+    out = tmp_path_factory.mktemp("ens") / "weights.json"
+    specs = [parse_member(s) for s in ("constant", "bow-lr", "features-lr")]
+    ensemble, found = fit_ensemble(specs, train, out, val_size=200, seed=3)
+    return train, out, ensemble, found
+
+
+def test_carve_is_seeded_and_disjoint():
+    items = list(range(50))
+    fit, val = carve(items, 10, seed=1)
+    assert len(fit) == 40 and len(val) == 10 and set(fit).isdisjoint(val)
+    assert carve(items, 10, seed=1) == (fit, val) and carve(items, 10, seed=2)[1] != val
+    with pytest.raises(PricerError, match="--val-size"):
+        carve(items, 50)
+
+
+def test_nnls_recovers_a_known_blend():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(5, 500, 80), rng.uniform(5, 500, 80)
+    truth = np.expm1(0.3 * np.log1p(a) + 0.7 * np.log1p(b) + 0.1)
+    weights, intercept = fit_weights([list(a), list(b)], list(truth))
+    assert weights == pytest.approx([0.3, 0.7], abs=1e-6) and intercept == pytest.approx(0.1, abs=1e-6)
+
+
+def test_weights_nonnegative_and_blend_beats_every_member_on_validation(built):
+    _, _, ensemble, found = built
+    assert all(w >= 0 for w in ensemble.weights) and len(ensemble.weights) == 3
+    val = found["validation"]
+    assert val["items"] == 200 and val["fit_items"] == 500
+    # NNLS minimises squared log error: the blend's RMSLE is at most the best member's
+    assert val["ensemble"]["rmsle"] <= min(m["rmsle"] for m in val["members"]) + 1e-9
+
+
+def test_members_never_see_the_validation_slice(built):
+    train, _, ensemble, _ = built
+    fit, val = carve(train, 200, seed=3)
+    constant = ensemble.predictors[0]
+    assert constant.value == pytest.approx(sum(i.price for i in fit) / len(fit))
+    assert ensemble.predictors[1].train_size == 500
+
+
+def test_save_load_round_trip(built):
+    _, out, ensemble, _ = built
+    again = make_predictor("ensemble", path=out)
+    prompts = [i.prompt for i in read_items(AMAZON_TEST)[:25]]
+    got, expected = again.predict(prompts), ensemble.predict(prompts)
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert all(math.isfinite(g) and g >= 0 for g in got)
+    body = json.loads(out.read_text())
+    assert [m["weight"] for m in body["members"]] == pytest.approx(ensemble.weights)
+    assert "nnls" in body["method"]
+
+
+def test_cli_ensemble_then_eval(tmp_path):
+    out = tmp_path / "w" / "weights.json"
+    res = assert_ok(pricer("ensemble", "--train", AMAZON_TRAIN, "--max-items", "400",
+                           "--val-size", "100", "--member", "constant", "--member", "bow-lr",
+                           "--out", out))
+    assert "intercept" in res.stdout and out.is_file()
+    assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--member", "constant",
+                            "--out", out), "--overwrite")
+    result = json.loads(assert_ok(pricer("eval", "--data", AMAZON_TEST, "--predictor", "ensemble",
+                                         "--path", out, "--size", "30", "--json", "--results",
+                                         tmp_path / "r")).stdout)
+    assert result["n"] == 30 and result["predictor"] == "ensemble"
+    assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--max-items", "50",
+                            "--val-size", "50", "--member", "constant", "--out",
+                            tmp_path / "x.json"), "--val-size")
+    assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--member", "constant:value",
+                            "--out", tmp_path / "y.json"), "key=value")
+    (tmp_path / "bad.json").write_text("{}")
+    assert_bad_input(pricer("eval", "--data", AMAZON_TEST, "--predictor", "ensemble", "--path",
+                            tmp_path / "bad.json", "--results", tmp_path / "r"), "not an ensemble")
