@@ -33,6 +33,7 @@ def demo(
     from pricer.data.demo import build_demo_catalog
     from pricer.data.items import read_items
     from pricer.evaluate import leaderboard as lb
+    from pricer.evaluate.baselines import price_bounds
     from pricer.evaluate.harness import evaluate
     from pricer.evaluate.run import evaluate_run
     from pricer.predict.registry import make_predictor
@@ -56,14 +57,16 @@ def demo(
     console.print(Rule("2. baseline: constant (the train mean)"))
     constant = make_predictor("constant").fit([i.prompt for i in train_items],
                                               [i.price for i in train_items])
+    max_price = price_bounds(data)[1]  # the catalog's own curation bound (diamonds: $20,000)
     scores = {"constant": evaluate(constant, test_items, size=eval_size, name="constant",
+                                   max_price=max_price,
                                    results_dir=results, show=False)}
     console.print(_line("constant", scores["constant"]))
 
     console.print(Rule(f"3. base model: {model}, {predictor}"))
     base = make_predictor(predictor, model=run.model)
     scores["base"] = evaluate(base, test_items, size=eval_size, name=f"base {model} ({predictor})",
-                              results_dir=results, show=False)
+                              max_price=max_price, results_dir=results, show=False)
     console.print(_line("base model", scores["base"]))
     del base
 

@@ -123,6 +123,7 @@ def eval_command(
                 console.print(f"[yellow]fit: {sum(fit['dropped'].values())} train items left out "
                               f"({_counts(fit['dropped'])})[/]", highlight=False, soft_wrap=True)
         result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
+                          max_price=price_bounds(data)[1],
                           batch_size=batch_size, extra={"fit": fit} if fit else None)
     if json_out:
         sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "items"},

@@ -98,7 +98,7 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
         report(kind, "evaluating", None, None)
         result = evaluate(predictor, test_items, size=eval_size, results_dir=results_dir,
                           show=False, batch_size=eval_size or len(test_items),
-                          extra={"fit": fit} if fit else None)
+                          max_price=bounds[1], extra={"fit": fit} if fit else None)
         results.append(result)
         if on_result:
             on_result(result)

@@ -2,9 +2,9 @@
 
 `evaluate` predicts in batches (LLM predictors are batched); if a batch raises, it retries that
 batch one item at a time so that only the failing items become errors (scored as misses).
-Items whose truth is missing, <= 0 (no log) or above the curation bound (`max_price`, $999.49 as
-the reference: a $1e12 truth is a data error, not an item to score) are skipped, counted and
-listed with the reason. A run where every item raised is an error (nothing is written); a run
+Items whose truth is missing, <= 0 (no log) or above the data's curation bound (`max_price`:
+the CLI passes the data set's own, $999.49 for a plain file as the reference; a $1e12 truth is a
+data error, not an item to score) are skipped, counted and listed with the reason. A run where every item raised is an error (nothing is written); a run
 where some raised is flagged (`failed` in the result, and in the leaderboard).
 The harness uses only the predictor contract (pricer.predict.base.Predictor).
 Output: a coloured per-item table and a summary line (Rich), two charts (the truth-vs-estimate
@@ -21,7 +21,6 @@ import re
 import time
 from pathlib import Path
 
-from pricer.data.curate import REFERENCE
 from pricer.data.items import fingerprint
 from pricer.errors import PricerError, writing
 from pricer.evaluate.metrics import GREEN, ORANGE, RED, headline, score, summarise
@@ -113,7 +112,7 @@ def check_results_dir(results_dir: str | Path | None) -> None:
 def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
              results_dir: str | Path | None = None, data_fingerprint: str | None = None,
              show: bool = True, console=None, batch_size: int | None = None,
-             max_price: float | None = REFERENCE.max_price, extra: dict | None = None) -> dict:
+             max_price: float | None = None, extra: dict | None = None) -> dict:
     """Score `predictor` on the first `size` items (all when None) the reference's way.
 
     Returns the result dict (`error`, `rmsle`, `hits`, `n`, `predictor`, `settings`, per-item
