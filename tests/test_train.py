@@ -196,9 +196,11 @@ def test_two_processes_train_data_parallel(tiny_llama, train_file, tmp_path):
 def test_saved_data_set_trains_and_evaluates_into_the_run_card(tiny_llama, tmp_path):
     """A `pricer data`-style saved data set: train split to train, test split to evaluate."""
     from pricer.data.demo import build_demo_catalog
+    from pricer.models.load import load_tokenizer
     from pricer.train.run import train
 
-    catalog = build_demo_catalog(tmp_path / "catalog", train_size=16, test_size=6)
+    catalog = build_demo_catalog(tmp_path / "catalog", train_size=16, test_size=6,
+                                 tokenizer=load_tokenizer("default"))
     results = tmp_path / "results"
     config = tiny_config(tiny_llama, catalog, tmp_path / "run", max_steps=2, eval=True,
                          eval_size=4, results_dir=str(results))
