@@ -106,9 +106,12 @@ def where(path: Path, fmt: str, line: int) -> str:
 def columns_of(path: Path, fmt: str, split: str = "test") -> list[str]:
     """The columns of a file (JSON Lines: the keys of its first object; [] when empty)."""
     with reading(path):
-        if fmt == "csv":
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                return next(csv.reader(f), [])
+        if fmt == "csv":  # bytes further on are each row's business (see _csv_chunks)
+            with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+                header = next(csv.reader(f), [])
+            if any(_has_surrogates(h) for h in header):
+                raise PricerError(f"{path}: the header line is not UTF-8 text")
+            return header
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
