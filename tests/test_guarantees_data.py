@@ -234,7 +234,8 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_killed_data_leaves_no_worker_and_no_stale_folders(tmp_path):
+@pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_data_leaves_no_worker_and_no_stale_folders(tmp_path, kill):
     import psutil
 
     lines = RAW.read_text().splitlines()
@@ -248,21 +249,24 @@ def test_killed_data_leaves_no_worker_and_no_stale_folders(tmp_path):
     parent = subprocess.Popen([sys.executable, "-m", "pricer", "data", "--input", raw, "--out",
                                out, "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
+    workers, deadline = [], time.monotonic() + 120
     try:
-        workers, deadline = [], time.monotonic() + 120
         while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
             workers = psutil.Process(parent.pid).children()
             time.sleep(0.05)
         assert len(workers) >= 2, "the workers never started"
-        parent.send_signal(signal.SIGKILL)
+        parent.send_signal(kill)
         parent.wait()
         deadline = time.monotonic() + 10
         while not all(_gone(w.pid) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert all(_gone(w.pid) for w in workers), "a worker outlived its parent"
-    finally:
+    finally:  # whatever happened, leave nothing of ours running
         if parent.poll() is None:
-            os.killpg(parent.pid, signal.SIGKILL)
+            parent.kill()
+        for worker in workers:
+            if not _gone(worker.pid):
+                worker.kill()
     # what a kill during the save leaves behind: hidden folders named after the dead process
     for kind in ("staging", "old"):
         stale = tmp_path / f".data.{kind}-{parent.pid}-abc123"
