@@ -70,8 +70,10 @@ def data(
         raise PricerError("--demo builds its own data; leave out --input/--hub")
     if not demo and not inputs and not hub:
         raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
-    if min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1:
-        raise PricerError("impossible settings: check price/token bounds, workers, chunk size")
+    if (min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1
+            or (bucket_cap is not None and bucket_cap < 1)):
+        raise PricerError("impossible settings: check price/token bounds, workers, chunk size, "
+                          "bucket cap")
     columns = [c.strip() for col in (text_column or ["text"]) for c in col.split(",") if c.strip()]
     if not columns:
         raise PricerError("--text-column needs a column name")
