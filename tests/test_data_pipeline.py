@@ -165,7 +165,7 @@ def test_missing_file_column_and_empty_file(tmp_path):
     csv = tmp_path / "x.csv"
     csv.write_text("title,price\nA thing,3\n")
     result = run_main("--input", csv, "--text-column", "text", "--out", tmp_path / "o")
-    assert result.returncode == 2 and "no column 'text'" in result.stderr
+    assert result.returncode == 2 and "no 'text' column" in result.stderr
     assert not (tmp_path / "o").exists()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -23,7 +23,8 @@ def data(
     demo: Annotated[bool, typer.Option(
         "--demo", help="Build the offline demo catalog (53,940 real diamonds).")] = False,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace OUT if it holds a data set pricer wrote (never a folder with other files)."
+        "--overwrite",
+        help="Replace OUT if it holds a data set pricer wrote (never a folder with other files)."
     )] = False,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", "-f", help="amazon-raw | jsonl | csv | parquet (default: from the name).")

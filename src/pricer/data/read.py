@@ -127,7 +127,8 @@ def check_columns(path: Path, fmt: str, needed: list[str], split: str = "test") 
     have = columns_of(path, fmt, split)
     missing = [c for c in needed if c not in have]
     if missing and have:
-        raise PricerError(f"{path}: no column {', '.join(repr(c) for c in missing)} "
+        names, plural = ", ".join(repr(c) for c in missing), "s" if len(missing) > 1 else ""
+        raise PricerError(f"{path}: no {names} column{plural} "
                           f"(has: {', '.join(map(str, have))})")
 
 
