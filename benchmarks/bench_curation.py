@@ -7,10 +7,13 @@ videos, categories, details...) of one of the six real raw records in turn, so l
 real size (~3.5 kB) and layout. Every line has a price, the worst case (unpriced lines are cheap).
 
     .venv/bin/python benchmarks/bench_curation.py [--lines 20000] [--workers 2]
+    .venv/bin/python benchmarks/bench_curation.py --lines 1000000 --no-baseline   # 3.4 GB file
 
 Runs one process (baseline) and `--workers` processes on the same file, and prints both rates:
 wall-clock lines/s, and CPU seconds per line (this process + its workers), which says what the
-cores can do when the machine is shared and wall-clock time is not ours alone.
+cores can do when the machine is shared and wall-clock time is not ours alone; and the peak
+resident memory of this process and of its largest worker (getrusage), which shows that the
+file is streamed: what grows with the file is only the list of curated items kept for balancing.
 """
 
 import argparse
@@ -46,10 +49,19 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def peak_mb() -> tuple[float, float]:
+    """Peak resident memory (MB) of this process and of the largest finished child (workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return own / 1024, kids / 1024  # Linux: kilobytes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the one-process run (for big files)")
     args = parser.parse_args()
 
     from pricer.data import pipeline
@@ -61,20 +73,27 @@ def main() -> None:
         make_raw_file(path, args.lines)
         size = path.stat().st_size
         print(f"{args.lines:,} raw lines, {size / 1e6:.1f} MB ({size / args.lines:,.0f} B/line)")
-        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+              f"peak memory after writing the file: {peak_mb()[0]:,.0f} MB")
         rates = {}
-        for workers in (1, args.workers):
+        runs = (args.workers,) if args.no_baseline else (1, args.workers)
+        for workers in runs:
             start, cpu = time.perf_counter(), cpu_seconds()
             items, read, dropped, _ = pipeline.curate_source(
-                path, "amazon-raw", tokenizer=tokenizer if workers == 1 else "default",
-                workers=workers, progress=False)
+                path, "amazon-raw", tokenizer=tokenizer, workers=workers)
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
             rates[workers] = read / seconds
             print(f"workers={workers}: {read:,} read, {len(items):,} kept, "
                   f"{dict((k, v) for k, v in dropped.items() if v)} in {seconds:.1f} s "
                   f"-> {rates[workers]:,.0f} raw lines/s; {1000 * cpu / read:.2f} CPU ms/line "
                   f"(= {read / cpu:,.0f} lines per CPU-second)")
-        print(f"speed-up {args.workers} workers vs 1: {rates[args.workers] / rates[1]:.2f}x")
+            own, kids = peak_mb()
+            print(f"  peak memory: this process {own:,.0f} MB ({len(items):,} curated items "
+                  f"held), largest worker {kids:,.0f} MB; load average now "
+                  f"{os.getloadavg()[0]:.1f}")
+            del items
+        if len(runs) == 2:
+            print(f"speed-up {args.workers} workers vs 1: {rates[args.workers] / rates[1]:.2f}x")
 
 
 if __name__ == "__main__":

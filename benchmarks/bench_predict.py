@@ -118,8 +118,10 @@ def accuracy(size: int, batch_size: int) -> list[dict]:
     folder with adapter_config.json) on the test split of the data it was trained on."""
     from pricer.data.demo import build_demo_catalog
     from pricer.evaluate.harness import evaluate
+    from pricer.models.load import load_tokenizer
 
-    demo = build_demo_catalog(Path(tempfile.mkdtemp()) / "demo", train_size=0, test_size=size)
+    demo = build_demo_catalog(Path(tempfile.mkdtemp()) / "demo", train_size=0, test_size=size,
+                              tokenizer=load_tokenizer("default"))
     jobs = [(None, "amazon test.jsonl", read_items(TEST)[:size]),
             (None, "demo test", read_items(demo)[:size])]
     for run in sorted(p.parent for p in (ROOT / "runs").glob("*/adapter_config.json")):

@@ -38,9 +38,10 @@ def reason(fn, *args):
 
 def test_price_strict_is_float_like_the_reference():
     assert parse_price("210.46") == 210.46 and parse_price(11.59) == 11.59 and parse_price(8) == 8
-    for missing in (None, "None", "", "  ", "null", float("nan")):
+    for missing in (None, "None", "", "  ", "null"):
         assert reason(parse_price, missing) == "no_price"
-    for bad in ("$1,299.99", "from 12.99", "12.99 - 15.99", "inf", [12.0], {"p": 1}, True):
+    for bad in ("$1,299.99", "from 12.99", "12.99 - 15.99", "inf", "nan", float("nan"),
+                float("-inf"), [12.0], {"p": 1}, True):
         assert reason(parse_price, bad) == "bad_price", bad
 
 
@@ -186,14 +187,26 @@ def test_balance_and_split_match_the_reference_code(real_items):
 
 
 def test_split_is_deterministic_and_disjoint(real_items):
-    settings = balancing.BalanceSettings(train_size=1000, test_size=200)
-    a = balancing.split(balancing.balance(real_items, settings), settings)
-    b = balancing.split(balancing.balance(real_items, settings), settings)
-    assert [i.text for i in a[0]] == [i.text for i in b[0]] and len(a[0]) == 1000
-    assert [i.text for i in a[1]] == [i.text for i in b[1]] and len(a[1]) == 200
-    assert not {id(i) for i in a[0]} & {id(i) for i in a[1]}
-    other = balancing.split(real_items, balancing.BalanceSettings(1000, 200, seed=7))
-    assert [i.text for i in other[1]] != [i.text for i in a[1]]
+    """Same seed: the same split; another seed: another one; and no listing is in both train and
+    test even when the input holds duplicates (copies of the same listing are separate objects,
+    so only a content check can tell)."""
+    copies = [SimpleNamespace(**vars(i)) for i in real_items[:300]]
+    items = real_items + copies  # 300 listings twice
+    settings = balancing.BalanceSettings(train_size=1000, test_size=200, balance=False)
+    train, test = balancing.split(items, settings)
+    again = balancing.split(list(items), settings)
+    assert len(train) == 1000 and len(test) == 200
+    assert [i.text for i in again[0]] == [i.text for i in train]
+    assert [i.text for i in again[1]] == [i.text for i in test]
+    other = balancing.split(items, balancing.BalanceSettings(1000, 200, seed=7, balance=False))
+    assert [i.text for i in other[1]] != [i.text for i in test]
+    assert [i.text for i in other[0]] != [i.text for i in train]
+    assert items[:300] == real_items[:300] and len(items) == len(real_items) + 300  # untouched
+    # 1,200 of 6,300 items drawn: the input's duplicates do land in the split...
+    chosen = [i.text for i in train + test]
+    assert len(set(chosen)) < len(chosen)
+    # ...but a duplicated listing never ends up on both sides
+    assert not {i.text for i in train} & {i.text for i in test}
 
 
 def test_cap_scales_with_the_requested_size():

@@ -139,7 +139,7 @@ def test_user_parquet_and_jsonl_go_through_the_same_rules(tmp_path, tokenizer):
     texts = []
     for name in ("mine.parquet", "mine.jsonl"):
         items, read, dropped, fmt = pipeline.curate_source(
-            tmp_path / name, tokenizer=tokenizer, progress=False)
+            tmp_path / name, tokenizer=tokenizer)
         assert fmt == name.split(".")[1] and read == 2 and dropped == Counter(too_short=1)
         assert items[0].price == 210.46 and items[0].tokens == 160
         texts.append(items[0].text)
@@ -147,8 +147,8 @@ def test_user_parquet_and_jsonl_go_through_the_same_rules(tmp_path, tokenizer):
 
 
 def test_parallel_workers_give_the_same_items_as_one_process(tmp_path, tokenizer):
-    lines = [line for line, _ in BAD_LINES] * 40
-    chunks = [(lines[i:i + 50], i) for i in range(0, len(lines), 50)]
+    lines = [line for line, _ in BAD_LINES if line.strip()] * 40  # the reader skips blanks
+    chunks = [(list(enumerate(lines[i:i + 50], i + 1)), i) for i in range(0, len(lines), 50)]
     spec = pipeline.Spec("amazon", REFERENCE)
     one = list(pipeline.ordered_map(iter(chunks), spec, tokenizer, workers=1))
     two = list(pipeline.ordered_map(iter(chunks), spec, tokenizer, workers=2, window=1))
@@ -165,7 +165,7 @@ def test_missing_file_column_and_empty_file(tmp_path):
     csv = tmp_path / "x.csv"
     csv.write_text("title,price\nA thing,3\n")
     result = run_main("--input", csv, "--text-column", "text", "--out", tmp_path / "o")
-    assert result.returncode == 2 and "no column 'text'" in result.stderr
+    assert result.returncode == 2 and "no 'text' column" in result.stderr
     assert not (tmp_path / "o").exists()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -189,7 +189,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(DatasetDict, "save_to_disk", crash)
     with pytest.raises(KeyboardInterrupt):
-        store.save(store.load(out), out, {"read": 0})
+        store.save(store.load(out), out, {"read": 0}, overwrite=True)
     assert (tmp_path / "crashed").exists()
     assert store.load(out)["train"].to_list() == before  # the old data set is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crashed", "data"]  # no staging left

@@ -245,7 +245,10 @@ def test_saved_data_set_trains_and_evaluates_into_the_run_card(tiny_llama, tmp_p
 
     from pricer.data.demo import build_demo_catalog
 
-    catalog = build_demo_catalog(tmp_path / "catalog", train_size=16, test_size=6)
+    from pricer.models.load import load_tokenizer
+
+    catalog = build_demo_catalog(tmp_path / "catalog", train_size=16, test_size=6,
+                                 tokenizer=load_tokenizer("default"))
     results, out = tmp_path / "results", tmp_path / "run"
     done = assert_ok(pricer("train", "--model", tiny_llama, "--data", catalog, "--out", out,
                             "--max-steps", "2", "--batch-size", "4", "--report-to", "none",

@@ -1,7 +1,6 @@
-"""`pricer data`: curate listings into the reference's prompts (issue 2)."""
+"""`pricer data`: curate listings into the reference's prompts. Parses, loads the tokenizer,
+calls `pricer.data.pipeline` (or the demo catalog) and prints."""
 
-from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,6 +22,10 @@ def data(
     ] = None,
     demo: Annotated[bool, typer.Option(
         "--demo", help="Build the offline demo catalog (53,940 real diamonds).")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite",
+        help="Replace OUT if it holds a data set pricer wrote (never a folder with other files)."
+    )] = False,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", "-f", help="amazon-raw | jsonl | csv | parquet (default: from the name).")
     ] = None,
@@ -36,9 +39,9 @@ def data(
         help="One category for all items (default: from a raw_meta_<Category> file name, "
         "else the record's main_category).")] = None,
     train_size: Annotated[Optional[int], typer.Option(
-        help="Training items (reference 400,000; demo 4,000).")] = None,
+        help="Training items (default: 400,000; --demo: 4,000).")] = None,
     test_size: Annotated[Optional[int], typer.Option(
-        help="Test items (reference 2,000; demo 500).")] = None,
+        help="Test items (default: 2,000; --demo: 500).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of balancing and split.")] = 42,
     balance: Annotated[bool, typer.Option(help="Balance prices as the reference.")] = True,
     bucket_cap: Annotated[Optional[int], typer.Option(
@@ -60,69 +63,83 @@ def data(
     rule, balancing, train/test split. Writes a DatasetDict and OUT/report.json."""
     from pricer.data import balance as balancing
     from pricer.data import pipeline, store
-    from pricer.data.curate import REFERENCE, USER
+    from pricer.data.report import show
 
-    store.check_out(out)  # before any long work
+    if (train_size or 0) < 0 or (test_size or 0) < 0:
+        raise PricerError("--train-size and --test-size must be >= 0")
+    if demo and (inputs or hub):
+        raise PricerError("--demo builds its own data; leave out --input/--hub")
+    if not demo and not inputs and not hub:
+        raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
+    if (min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1
+            or (bucket_cap is not None and bucket_cap < 1)):
+        raise PricerError("impossible settings: check price/token bounds, workers, chunk size, "
+                          "bucket cap")
+    columns = [c.strip() for col in (text_column or ["text"]) for c in col.split(",") if c.strip()]
+    if not columns:
+        raise PricerError("--text-column needs a column name")
+    store.check_out(out, overwrite)  # before any long work
+    tokenizer = _tokenizer(model)
+
     if demo:
-        if inputs or hub:
-            raise PricerError("--demo builds its own data; leave out --input/--hub")
         from pricer.data.demo import build_demo_catalog
 
         path = build_demo_catalog(out, train_size=4000 if train_size is None else train_size,
                                   test_size=500 if test_size is None else test_size, seed=seed,
-                                  tokenizer=model, show=True)
-        _finish(store.read_report(path), path, push_to_hub)
-        return
-    if not inputs and not hub:
-        raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
-    if min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1:
-        raise PricerError("impossible settings: check price/token bounds, workers, chunk size")
-    if (train_size or 0) < 0 or (test_size or 0) < 0:
-        raise PricerError("--train-size and --test-size must be >= 0")
-    columns = [c.strip() for col in (text_column or ["text"]) for c in col.split(",") if c.strip()]
-    if not columns:
-        raise PricerError("--text-column needs a column name")
-    numbers = dict(min_price=min_price, max_price=max_price, min_chars=min_chars,
-                   min_tokens=min_tokens, max_tokens=max_tokens)
+                                  tokenizer=tokenizer, overwrite=overwrite)
+        report = store.read_report(path)
+    else:
+        sizes = balancing.BalanceSettings(
+            train_size=400_000 if train_size is None else train_size,
+            test_size=2_000 if test_size is None else test_size,
+            bucket_cap=bucket_cap, seed=seed, balance=balance)
+        with _Bar() as bar:
+            report = pipeline.build_dataset(
+                out, tokenizer=tokenizer, inputs=inputs or [], hub=hub or [], fmt=fmt,
+                text_columns=columns, price_column=price_column, category_column=category_column,
+                category=category, balance=sizes, workers=workers, chunk_size=chunk_size,
+                overwrite=overwrite, progress=bar.update,
+                overrides=dict(min_price=min_price, max_price=max_price, min_chars=min_chars,
+                               min_tokens=min_tokens, max_tokens=max_tokens))
+    show(report, console)
+    _finish(report, Path(report["out"]), push_to_hub)
+
+
+def _tokenizer(model: str):
     from pricer.models.load import load_tokenizer
 
     try:  # once, here: forked workers inherit it; a bad name fails early with one line
-        tokenizer = load_tokenizer(model)
+        return load_tokenizer(model)
     except PricerError:
         raise
     except Exception as e:
         raise PricerError(f"cannot load the tokenizer of '{model}': {e}") from None
 
-    items, read, dropped, formats, user = [], 0, Counter(), [], False
-    for source in [*(inputs or []), *(hub or [])]:
-        is_hub = isinstance(source, str)
-        base = REFERENCE if is_hub or (fmt or _guess(source, columns[0])) == "amazon-raw" else USER
-        got, n, why, used = pipeline.curate_source(
-            None if is_hub else source, fmt, hub_category=source if is_hub else None,
-            settings=replace(base, **numbers), tokenizer=tokenizer, text_columns=columns,
-            price_column=price_column, category_column=category_column, category=category,
-            workers=workers, chunk_size=chunk_size)
-        items += got
-        read += n
-        dropped.update(why)
-        formats.append(used)
-        user = user or base is USER
-    sizes = balancing.BalanceSettings(
-        train_size=400_000 if train_size is None else train_size,
-        test_size=2_000 if test_size is None else test_size,
-        bucket_cap=bucket_cap, seed=seed, balance=balance)
-    names = [str(p) for p in inputs or []] + [f"hub:raw_meta_{c}" for c in hub or []]
-    report = pipeline.make_dataset(
-        items, read, dropped, out, balance=sizes, settings=replace(USER if user else REFERENCE,
-                                                                   **numbers),
-        source=", ".join(names), fmt=",".join(dict.fromkeys(formats)), show=True)
-    _finish(report, Path(out), push_to_hub)
 
+class _Bar:
+    """The Rich progress bar: one line per source, fed by the pipeline's progress callback."""
 
-def _guess(path: Path, text_column: str) -> str | None:
-    from pricer.data.sources import detect_format
+    def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return detect_format(path, text_column) if path.is_file() else None
+        self.progress = Progress(
+            TextColumn("[bold blue]curating {task.description}"), BarColumn(),
+            TextColumn("{task.fields[read]:,} read, {task.fields[kept]:,} kept"),
+            TimeElapsedColumn(), console=console)
+        self.tasks: dict = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def update(self, done, total, *, source, read, kept):
+        if source not in self.tasks:
+            self.tasks[source] = self.progress.add_task(source, total=total, read=0, kept=0)
+        self.progress.update(self.tasks[source], completed=done if total else None, read=read,
+                             kept=kept)
 
 
 def _finish(report: dict, path: Path, push_to_hub: str | None) -> None:

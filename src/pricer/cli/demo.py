@@ -49,7 +49,9 @@ def demo(
 
     console.print(Rule("1. data: the offline demo catalog"))
     if not (data / "dataset_dict.json").exists():
-        build_demo_catalog(data, show=True)
+        from pricer.models.load import load_tokenizer
+
+        build_demo_catalog(data, tokenizer=load_tokenizer("default"), show=True)
     else:
         console.print(f"reusing {data}")
     train_items, test_items = read_items(data, split="train"), read_items(data, split="test")

@@ -58,9 +58,9 @@ def predict(
 
     rows, bad = [], []
     if input is not None:
-        from pricer.predict.inputs import read_rows
+        from pricer.data.read import read_texts
 
-        rows, bad = read_rows(input, split=split, text_column=text_column)
+        rows, bad = read_texts(input, split=split, text_column=text_column)
 
     from pricer.predict.llm import load_llm_predictor
 

@@ -3,7 +3,7 @@
 Balance: bucket items by round(price) for $1..$999 (and beyond, when the price bounds allow);
 keep every item from $240 up and every bucket of at most `bucket_cap` items; sample larger
 buckets down to the cap, weight 1 for Automotive and 5 for the others (numpy seed 42).
-Split: random.seed(42), shuffle, train = first N, test = next M.
+Split: random.seed(42), shuffle, train = first N, test = next M (skipping texts already in train).
 
 Small data: the reference's cap (1,200 a bucket) was set for 400,000 + 2,000 items. Unless a cap
 is given, it scales with the requested size: cap = ceil(1200 * (N + M) / 402,000), so the share
@@ -75,8 +75,15 @@ def split_sizes(total: int, train_size: int, test_size: int) -> tuple[int, int]:
 
 
 def split(items: list, settings: BalanceSettings) -> tuple[list, list]:
-    """random.seed(seed); shuffle; first N train, next M test (a shuffled copy; input untouched)."""
+    """random.seed(seed); shuffle; first N train, next M test (a shuffled copy; input untouched).
+
+    One addition to the reference: a test item whose text is also in train (a listing that
+    appears twice in the input) is passed over for the next one, so the test never scores
+    listings the model trained on. Without such duplicates the split is the reference's."""
     sample = list(items)
     random.Random(settings.seed).shuffle(sample)  # == random.seed(42); random.shuffle(sample)
     n_train, n_test = split_sizes(len(sample), settings.train_size, settings.test_size)
-    return sample[:n_train], sample[n_train:n_train + n_test]
+    train = sample[:n_train]
+    in_train = {item.text for item in train}
+    test = [item for item in sample[n_train:] if item.text not in in_train][:n_test]
+    return train, test

@@ -4,8 +4,12 @@
            --scrub--> "title\\ncontents" --tokens--> > 150 tokens, cut to 160 --> Curated item
 
 Every record that does not make it gets one drop reason (the names are a contract):
-bad_encoding, bad_json (bad_row: a CSV row the csv module cannot read), no_price, bad_price,
-price_out_of_range, missing_text, bad_field, too_short, too_few_tokens. All numbers are `Settings` with the reference values as defaults.
+bad_encoding, bad_json, bad_row (a CSV row that cannot be read or has the wrong number of fields),
+no_price, bad_price (NaN and infinity too), price_out_of_range, missing_text, bad_field, too_short,
+too_few_tokens. All numbers are `Settings` with the reference values as defaults.
+
+Work per record is bounded: title and contents are each cut to `max_chars` characters before
+they are scrubbed and tokenised, so a 5 MB description costs no more than a normal one.
 """
 
 import json
@@ -60,7 +64,7 @@ class Drop(Exception):
 # One amount, optional currency sign or code, optional thousands commas: "$1,299.99", "12.99 USD".
 _AMOUNT = re.compile(r"(?:US\s*)?\$?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(?:USD)?",
                      re.IGNORECASE)
-_NO_PRICE = {"", "none", "null", "nan", "n/a", "na"}
+_NO_PRICE = {"", "none", "null", "n/a", "na"}
 
 
 def parse_price(value, lenient: bool = False) -> float:
@@ -70,7 +74,7 @@ def parse_price(value, lenient: bool = False) -> float:
     currency sign/code and thousands commas. Anything else, e.g. "from 12.99" or "10-20", is
     ambiguous and therefore bad_price, never a guess.
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None:
         raise Drop("no_price")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise Drop("bad_price")
@@ -170,8 +174,9 @@ def draft_text(title: str, contents: str, settings: Settings) -> str:
         raise Drop("missing_text")
     if len(contents) <= settings.min_chars:
         raise Drop("too_short")
-    contents = contents[: settings.max_chars]
-    return f"{scrub(title)}\n{scrub(contents)}"
+    # The reference cuts the contents only; a title is cut too, at the same bound, so nothing
+    # unbounded reaches scrub and the tokenizer (160 tokens never need 1,120 characters).
+    return f"{scrub(title[: settings.max_chars])}\n{scrub(contents[: settings.max_chars])}"
 
 
 def amazon_draft(record, settings: Settings) -> tuple[str, float, str | None]:

@@ -12,7 +12,6 @@ log(price), each diamond drawn with weight 1/(diamonds in its bin), so the test 
 and expensive stones instead of mostly cheap ones (the median diamond costs $2,401).
 """
 
-import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pricer.data import report as reports
-from pricer.data import store
+from pricer.data.balance import BalanceSettings
 from pricer.data.curate import REFERENCE, Drop, check_price, draft_text, token_rule
 
 # No 300-character / 150-token minimum (listings are short by design); price bounds that keep the
@@ -58,19 +57,18 @@ def balanced_sample(prices: np.ndarray, size: int, seed: int, bins: int = PRICE_
 
 
 def build_demo_catalog(out_dir: str | Path, train_size: int = 4000, test_size: int = 500,
-                       seed: int = 42, tokenizer="default", show: bool = False) -> Path:
+                       seed: int = 42, *, tokenizer, overwrite: bool = False,
+                       show: bool = False) -> Path:
     """Write the demo catalog to `out_dir` (DatasetDict train/test + report.json); return the path.
 
-    Deterministic for a given seed; takes seconds. `tokenizer`: a model name for
-    `pricer.models.load.load_tokenizer` or a tokenizer object (used for the token counts)."""
+    Deterministic for a given seed; takes seconds. `tokenizer` counts the tokens (e.g.
+    `pricer.models.load.load_tokenizer("default")`). Split and save are `pricer data`'s own
+    (`pipeline.make_dataset`), without its price balancing (the sample is balanced here)."""
+    from pricer.data.pipeline import make_dataset
     from pricer.errors import PricerError
 
     if train_size < 0 or test_size < 0 or train_size + test_size == 0:
         raise PricerError("train and test sizes must be >= 0 and not both 0")
-    if isinstance(tokenizer, str):
-        from pricer.models.load import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer)
     frame = load_diamonds()
     dropped: Counter = Counter()
     in_range = []
@@ -88,13 +86,11 @@ def build_demo_catalog(out_dir: str | Path, train_size: int = 4000, test_size: i
     drafts = [draft_text(*listing(r), DEMO) for r in rows]
     items = [reports.Curated(text, float(r.price), str(r.cut), n)
              for r, (text, n) in zip(rows, token_rule(drafts, tokenizer, DEMO))]
-
-    random.seed(seed)  # the reference's split: seed, shuffle, first N train, next M test
-    random.shuffle(items)
-    train, test = items[:train_size], items[train_size:train_size + test_size]
-    report = reports.build(SOURCE, "demo", DEMO.to_dict(), len(frame), dropped, train, test,
-                           seed=seed, balance=f"{PRICE_BINS} log-price bins, weight 1/bin size")
-    path = store.save(store.to_dataset_dict(train, test, DEMO.question), out_dir, report)
+    # the reference's split (seed, shuffle, first N train, next M test); no price balancing
+    split = BalanceSettings(train_size=train_size, test_size=test_size, seed=seed, balance=False)
+    report = make_dataset(items, len(frame), dropped, out_dir, balance=split, settings=DEMO,
+                          source=SOURCE, fmt="demo", overwrite=overwrite, seed=seed,
+                          sampling=f"{PRICE_BINS} log-price bins, weight 1/bin size")
     if show:
         reports.show(report)
-    return path
+    return Path(report["out"])

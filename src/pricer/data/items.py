@@ -1,17 +1,21 @@
-"""Read priced items for training, evaluation and prediction, from any of the forms we accept.
+"""Priced items for training and evaluation, read strictly.
 
 A source is either a saved data set folder (`pricer data` output, a `DatasetDict` with train/test)
 or a JSON Lines / CSV / Parquet file with a `text` column and (for training and evaluation) a
 `price` column, like `../shared/data/amazon-pricer/test.jsonl`. Every item comes back with its
 test prompt (`prompt`), its `price`, an `id` and a `category`.
+
+Strict: a row that is not valid JSON or UTF-8, a CSV row with the wrong number of fields, a text
+that is not a string or a price that is not a finite number ends the reading with one PricerError
+naming the file and the line (or row): training or scoring on silently mended data would be wrong.
 """
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from pricer.data import read
 from pricer.data.prompts import as_test_prompt
 from pricer.errors import PricerError
 
@@ -24,71 +28,45 @@ class Item:
     category: str | None = None
 
 
-def _rows_from_file(path: Path) -> list[dict]:
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    if suffix in (".jsonl", ".json", ".jsonl.gz", ".json.gz"):
-        import gzip
-
-        opener = gzip.open if path.suffix == ".gz" else open
-        rows = []
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    raise PricerError(f"{path}:{n}: not valid JSON") from None
-                if not isinstance(row, dict):
-                    raise PricerError(f"{path}:{n}: expected a JSON object")
-                rows.append(row)
-        return rows
-    if suffix in (".csv", ".parquet"):
-        import pandas as pd
-
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-        return frame.to_dict(orient="records")
-    raise PricerError(f"{path}: unknown file type (use .jsonl, .csv, .parquet or a saved data set)")
-
-
-def _rows_from_dataset(path: Path, split: str) -> list[dict]:
-    from datasets import load_from_disk
-
-    data = load_from_disk(str(path))
-    if hasattr(data, "keys"):
-        if split not in data:
-            raise PricerError(f"{path}: no '{split}' split (has: {', '.join(data.keys())})")
-        data = data[split]
-    return data.to_list()
-
-
-def _price(value) -> float | None:
+def _price(value, where: str, column: str, need_price: bool) -> float | None:
+    """A finite number (or a string of one, as CSV gives); missing is None unless needed."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if need_price:
+            raise PricerError(f"{where}: no '{column}'")
+        return None
     try:
+        if isinstance(value, bool):
+            raise TypeError
         price = float(value)
     except (TypeError, ValueError):
-        return None
-    return price if math.isfinite(price) else None
+        raise PricerError(f"{where}: '{column}' is not a number ({str(value)[:40]!r})") from None
+    if not math.isfinite(price):
+        raise PricerError(f"{where}: '{column}' is not a finite number ({value!r})")
+    return price
 
 
 def read_items(source: str | Path, split: str = "test", text_column: str = "text",
                price_column: str = "price", need_price: bool = True) -> list[Item]:
-    """All items of `source` (the `split` of a saved data set), in file order."""
+    """All items of `source` (the `split` of a saved data set), in file order; a bad row is one
+    PricerError naming the file and line."""
     path = Path(source)
-    if not path.exists():
-        raise PricerError(f"{path}: no such file or folder")
-    rows = _rows_from_dataset(path, split) if path.is_dir() else _rows_from_file(path)
-    if rows and text_column not in rows[0]:
-        raise PricerError(f"{path}: no '{text_column}' column (has: {', '.join(rows[0])})")
-    if need_price and rows and price_column not in rows[0]:
-        raise PricerError(f"{path}: no '{price_column}' column (has: {', '.join(rows[0])})")
+    fmt = read.detect_format(path, text_column)
+    read.check_columns(path, fmt, [text_column] + ([price_column] if need_price else []), split)
     items = []
-    for n, row in enumerate(rows):
+    for n, (line, row) in enumerate(read.rows(path, fmt, split=split)):
+        if isinstance(row, read.Bad):
+            raise PricerError(f"{read.where(path, fmt, line)}: {row.message}")
         text = row.get(text_column)
+        if not isinstance(text, str):
+            what = "missing" if text is None else f"not text ({type(text).__name__})"
+            raise PricerError(f"{read.where(path, fmt, line)}: '{text_column}' is {what}")
+        rid, category = row.get("id"), row.get("category")
         items.append(Item(
-            id=str(row.get("id", n)),
-            prompt=as_test_prompt(text if isinstance(text, str) else ""),
-            price=_price(row.get(price_column)),
-            category=row.get("category"),
+            id=str(n) if rid is None else str(rid),
+            prompt=as_test_prompt(text),
+            price=_price(row.get(price_column), read.where(path, fmt, line), price_column,
+                         need_price),
+            category=category if isinstance(category, str) and category else None,
         ))
     return items
 

@@ -1,23 +1,33 @@
-"""`pricer data` end to end: stream records -> curate in parallel chunks -> balance -> split ->
+"""`pricer data` end to end: read records -> curate in parallel chunks -> balance -> split ->
 save atomically with a report.
 
 Curation runs in worker processes (2 by default, one per core), a chunk of 1000 records at a
-time; each worker holds the tokenizer (inherited by fork) so the token rule is one batch call. At most a few chunks
-are in flight, so memory stays flat however big the raw file is (`multiprocessing.Pool.imap`
-would read the whole file ahead, hence the small hand-written window below).
+time; each worker holds the tokenizer (inherited by fork) so the token rule is one batch call.
+At most a few chunks are in flight, so memory stays flat however big the raw file is
+(`multiprocessing.Pool.imap` would read the whole file ahead, hence the small window below).
+Workers die with the process that started them, even when it is killed (SIGKILL) and cannot
+clean up.
+
+Progress is reported through a callback, `progress(done, total, source=..., read=..., kept=...)`
+(`done`/`total` in bytes of the file, or records for the Hub where `total` is None).
 """
 
-import json
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pricer.data import balance as balancing
+from pricer.data import read
 from pricer.data import report as reports
-from pricer.data import sources, store
+from pricer.data import store
 from pricer.data.curate import (REFERENCE, USER, Drop, Settings, amazon_draft, check_price,
                                 text_field, token_rule, user_draft)
 from pricer.errors import PricerError
@@ -36,31 +46,18 @@ class Spec:
     category: str | None = None             # fixed category (e.g. from the file name)
 
 
-def _has_surrogates(value) -> bool:
-    return isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value)
-
-
 def draft(record, spec: Spec) -> tuple[str, float, str | None]:
-    """One record -> (draft text, price, category), or raise Drop(reason)."""
+    """One record (a dict, a raw JSON line, or a read.Bad) -> (draft text, price, category), or
+    raise Drop(reason)."""
     if isinstance(record, bytes):
-        try:
-            line = record.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Drop("bad_encoding") from None
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise Drop("bad_json") from None
+        record = read.parse_json_line(record)
+    if isinstance(record, read.Bad):
+        raise Drop(record.code)
     if not isinstance(record, dict):
         raise Drop("bad_json")
-    if "__bad_row__" in record:
-        raise Drop("bad_row")
     if spec.kind == "amazon":
         text, price, category = amazon_draft(record, spec.settings)
         return text, price, spec.category or category
-    used = (spec.price_column, *spec.text_columns)
-    if any(_has_surrogates(record.get(c)) for c in used):
-        raise Drop("bad_encoding")
     price = check_price(record.get(spec.price_column), spec.settings)
     parts = [text_field(record.get(c)) for c in spec.text_columns]
     text = "\n".join(p.strip() for p in parts if p and p.strip())
@@ -70,58 +67,73 @@ def draft(record, spec: Spec) -> tuple[str, float, str | None]:
     return user_draft(text, spec.settings), price, category if isinstance(category, str) else None
 
 
-_tokenizer = None
-
-
-def _init_worker(tokenizer) -> None:
-    global _tokenizer
-    if isinstance(tokenizer, str):
-        from pricer.models.load import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer)
-    _tokenizer = tokenizer
-
-
-def curate_chunk(records: list, spec: Spec) -> tuple[list, Counter, int]:
-    """(curated items, drop counts, records read) of one chunk; runs in a worker."""
+def curate_chunk(entries: list, spec: Spec, tokenizer=None) -> tuple[list, Counter, int]:
+    """(curated items, drop counts, records read) of one chunk of (line, entry) pairs."""
+    tokenizer = _tokenizer if tokenizer is None else tokenizer
     dropped: Counter = Counter()
-    records = [r for r in records if not isinstance(r, bytes) or r.strip()]  # blank: no record
     drafts = []
-    for record in records:
+    for _, record in entries:
         try:
             drafts.append(draft(record, spec))
         except Drop as d:
             dropped[d.reason] += 1
     items = []
-    for (_, price, category), kept in zip(drafts, token_rule([d[0] for d in drafts], _tokenizer,
+    for (_, price, category), kept in zip(drafts, token_rule([d[0] for d in drafts], tokenizer,
                                                              spec.settings)):
         if kept is None:
             dropped["too_few_tokens"] += 1
         else:
             items.append(reports.Curated(kept[0], price, category, kept[1]))
-    return items, dropped, len(records)
+    return items, dropped, len(entries)
+
+
+# ---- worker processes --------------------------------------------------------------------------
+
+_tokenizer = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive its parent: a killed `pricer data` cannot shut its pool down.
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); elsewhere, and
+    for a parent that died before that took effect, a thread watches the parent's pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(tokenizer, parent: int | None = None) -> None:
+    global _tokenizer
+    if parent is not None:
+        _die_with_parent(parent)
+    _tokenizer = tokenizer
 
 
 def ordered_map(chunks, spec: Spec, tokenizer, workers: int, window: int = 4):
     """curate_chunk over (chunk, position) pairs, in order, with at most `workers * window`
     chunks in flight. Yields (result, position)."""
     if workers <= 1:
-        _init_worker(tokenizer)
         for chunk, position in chunks:
-            yield curate_chunk(chunk, spec), position
+            yield curate_chunk(chunk, spec, tokenizer), position
         return
     fork = "fork" in multiprocessing.get_all_start_methods()
-    if fork and isinstance(tokenizer, str):  # load once here; forked workers inherit it
-        from pricer.models.load import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer)
     context = multiprocessing.get_context("fork" if fork else None)
     # One process per core instead of Rust threads (set while workers fork, then restored).
     saved = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(tokenizer,)) as pool:
+                                 initargs=(tokenizer, os.getpid())) as pool:
             pending: deque = deque()
             for chunk, position in chunks:
                 pending.append((pool.submit(curate_chunk, chunk, spec), position))
@@ -138,62 +150,70 @@ def ordered_map(chunks, spec: Spec, tokenizer, workers: int, window: int = 4):
             os.environ["TOKENIZERS_PARALLELISM"] = saved
 
 
+# ---- one source ------------------------------------------------------------------------------
+
 def curate_source(path: Path | None, fmt: str | None = None, *, hub_category: str | None = None,
-                  settings: Settings | None = None, tokenizer="default",
-                  text_columns=("text",), price_column: str = "price",
-                  category_column: str | None = None, category: str | None = None,
-                  workers: int = 2, chunk_size: int = 1000, progress: bool = True):
-    """Curate one local file (or one Hub category): (items, read, dropped, format)."""
+                  tokenizer, overrides: dict | None = None, text_columns=("text",),
+                  price_column: str = "price", category_column: str | None = None,
+                  category: str | None = None, workers: int = 2, chunk_size: int = 1000,
+                  progress=None):
+    """Curate one local file (or one Hub category): (items, read, dropped, format).
+
+    The format (Amazon raw or your own file) is decided here, once: Amazon raw records get the
+    reference's settings, your files the lenient price rule (`curate.USER`); `overrides` (e.g.
+    min_price) apply to both."""
     if hub_category:
         fmt = "amazon-raw"
-        spec = Spec("amazon", settings or REFERENCE, category=hub_category.replace("_", " "))
-        chunks, total, label = sources.hub_records(hub_category, chunk_size), None, hub_category
+        chunks, total, label = read.hub_chunks(hub_category, chunk_size), None, hub_category
+        category = hub_category.replace("_", " ")
     else:
         path = Path(path)
         if not path.is_file():
             raise PricerError(f"{path}: no such file")
         text_columns = tuple(text_columns)
-        fmt = fmt or sources.detect_format(path, text_columns[0])
-        if fmt not in sources.FORMATS:
-            raise PricerError(f"unknown format '{fmt}' (choose from {', '.join(sources.FORMATS)})")
+        fmt = fmt or read.detect_format(path, text_columns[0])
+        if fmt not in read.FORMATS:
+            raise PricerError(f"unknown format '{fmt}' (choose from {', '.join(read.FORMATS)})")
+        columns = [*text_columns, price_column] + ([category_column] if category_column else [])
         if fmt == "amazon-raw":
-            spec = Spec("amazon", settings or REFERENCE,
-                        category=category or sources.category_from_name(path))
-            chunks = sources.json_lines(path, chunk_size)
+            category = category or read.category_from_name(path)
         else:
-            columns = [*text_columns, price_column] + ([category_column] if category_column else [])
-            sources.check_columns(path, fmt, columns)
-            spec = Spec("user", settings or USER, text_columns, price_column, category_column,
-                        category)
-            chunks = (sources.json_lines(path, chunk_size) if fmt == "jsonl" else
-                      sources.csv_rows(path, chunk_size) if fmt == "csv" else
-                      sources.parquet_rows(path, columns, chunk_size))
+            read.check_columns(path, fmt, columns)
+        chunks = read.chunks(path, fmt, columns=columns, chunk_size=chunk_size)
         total, label = path.stat().st_size, path.name
         if total < SMALL_FILE:
             workers = 1
+    settings = settings_for(fmt, overrides)
+    if fmt == "amazon-raw":
+        spec = Spec("amazon", settings, category=category)
+    else:
+        spec = Spec("user", settings, text_columns, price_column, category_column, category)
 
-    items, dropped, read = [], Counter(), 0
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    look = [TextColumn("[bold blue]curating {task.description}"), BarColumn(),
-            TextColumn("{task.fields[read]:,} read, {task.fields[kept]:,} kept"),
-            TimeElapsedColumn()]
-    with Progress(*look, disable=not progress, transient=False) as bar:
-        task = bar.add_task(label, total=total, read=0, kept=0)
-        for (chunk_items, chunk_dropped, n), position in ordered_map(chunks, spec, tokenizer,
-                                                                     workers):
-            items.extend(chunk_items)
-            dropped.update(chunk_dropped)
-            read += n
-            bar.update(task, completed=position if total else None, read=read, kept=len(items))
-    return items, read, dropped, fmt
+    items, dropped, count = [], Counter(), 0
+    for (chunk_items, chunk_dropped, n), position in ordered_map(chunks, spec, tokenizer,
+                                                                 workers):
+        items.extend(chunk_items)
+        dropped.update(chunk_dropped)
+        count += n
+        if progress:
+            progress(position, total, source=label, read=count, kept=len(items))
+    return items, count, dropped, fmt
 
 
-def make_dataset(items: list, read: int, dropped: Counter, out: str | Path,
+def settings_for(fmt: str, overrides: dict | None = None) -> Settings:
+    """The curation settings of a format: the reference's for Amazon raw records, the lenient
+    price rule for your own files; `overrides` replace numbers of either."""
+    return replace(REFERENCE if fmt == "amazon-raw" else USER, **(overrides or {}))
+
+
+# ---- the whole data set ----------------------------------------------------------------------
+
+def make_dataset(items: list, read_count: int, dropped: Counter, out: str | Path,
                  balance: balancing.BalanceSettings | None = None,
                  settings: Settings | None = None, source: str = "", fmt: str = "",
-                 show: bool = True, **extra) -> dict:
-    """Balance, split, save (atomically) and report; returns the report."""
+                 overwrite: bool = False, **extra) -> dict:
+    """Balance, split, save (atomically) and report; returns the report. Used by `pricer data`
+    and the demo catalog alike."""
     balance = balance or balancing.BalanceSettings()
     settings = settings or REFERENCE
     sample = balancing.balance(items, balance)
@@ -202,8 +222,38 @@ def make_dataset(items: list, read: int, dropped: Counter, out: str | Path,
     dropped["balanced_out"] += len(items) - len(sample)
     dropped["not_in_split"] += len(sample) - len(train) - len(test)
     report = reports.build(source, fmt, settings.to_dict() | {"balance": balance.to_dict()},
-                           read, dropped, train, test, out=str(Path(out).resolve()), **extra)
-    store.save(store.to_dataset_dict(train, test, settings.question), out, report)
-    if show:
-        reports.show(report)
+                           read_count, dropped, train, test, out=str(Path(out).resolve()),
+                           **extra)
+    store.save(store.to_dataset_dict(train, test, settings.question), out, report, overwrite)
     return report
+
+
+def build_dataset(out: str | Path, *, tokenizer, inputs=(), hub=(), fmt: str | None = None,
+                  text_columns=("text",), price_column: str = "price",
+                  category_column: str | None = None, category: str | None = None,
+                  overrides: dict | None = None, balance: balancing.BalanceSettings | None = None,
+                  workers: int = 2, chunk_size: int = 1000, overwrite: bool = False,
+                  progress=None) -> dict:
+    """`pricer data`: curate every input file and Hub category, then balance, split and save to
+    `out`. Returns the report."""
+    if not inputs and not hub:
+        raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
+    store.check_out(out, overwrite)  # before any long work
+    items, count, dropped, formats = [], 0, Counter(), []
+    for source in [*map(Path, inputs), *hub]:
+        is_hub = isinstance(source, str)
+        got, n, why, used = curate_source(
+            None if is_hub else source, fmt, hub_category=source if is_hub else None,
+            tokenizer=tokenizer, overrides=overrides, text_columns=text_columns,
+            price_column=price_column, category_column=category_column, category=category,
+            workers=workers, chunk_size=chunk_size, progress=progress)
+        items += got
+        count += n
+        dropped.update(why)
+        formats.append(used)
+    user = any(f != "amazon-raw" for f in formats)
+    names = [str(p) for p in inputs] + [f"hub:raw_meta_{c}" for c in hub]
+    return make_dataset(items, count, dropped, out, balance=balance,
+                        settings=settings_for("jsonl" if user else "amazon-raw", overrides),
+                        source=", ".join(names), fmt=",".join(dict.fromkeys(formats)),
+                        overwrite=overwrite)
