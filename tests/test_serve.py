@@ -187,3 +187,39 @@ def test_cli_refuses_bad_options():
     assert_bad_input(pricer("serve", "--predictor", "nope"), "nope")
     assert_bad_input(pricer("serve", "--predictor", "constant", "--max-batch", "0"), "--max-batch")
     assert_bad_input(pricer("serve", "--predictor", "bow-lr"), "fitted")
+
+
+def test_a_client_that_hangs_up_is_dropped_and_counted():
+    """Over a real socket (uvicorn in a thread): B's client gives up while B waits behind A;
+    B's item never reaches the predictor, A is answered."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    echo = Echo()
+    echo.gate = threading.Event()
+    app = create_app(echo, window_ms=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(httpx.post, url + "/v1/price", json={"text": "A"}, timeout=30)
+            wait_until(lambda: app.state.batcher.running == 1)
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(url + "/v1/price", json={"text": "B hangs up"}, timeout=0.5)
+            wait_until(lambda: 'kind="disconnected"} 1.0' in httpx.get(url + "/metrics").text)
+            echo.gate.set()
+            assert first.result().status_code == 200
+        assert httpx.post(url + "/v1/price", json={"text": "C"}).status_code == 200
+        assert echo.calls == [1, 1]  # A, then C: B was dropped
+    finally:
+        echo.gate.set()
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -66,6 +66,35 @@ class SimilarRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=50)
 
 
+class CountRequests:
+    """ASGI middleware: count each response by path and status, and the requests in flight
+    (shutdown waits for them). A plain ASGI class, not `@app.middleware`, so that the endpoint
+    still sees the client's disconnect message."""
+
+    def __init__(self, app, metrics: Metrics, state):
+        self.app, self.metrics, self.state = app, metrics, state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            return await self.app(scope, receive, send)
+        status = []
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        self.state.in_flight += 1
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.state.in_flight -= 1
+            code = status[0] if status else 499  # 499: the client left before an answer
+            if code == 413 and not scope.get("pricer.too_many_items"):
+                self.metrics.errors.labels("body_too_large").inc()  # FastAPI's max_body_size
+            self.metrics.requests.labels(scope["path"], str(code)).inc()
+
+
 def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_queue: int = 1024,
                max_items: int = 1000, max_body_bytes: int = 1_000_000, examples=None,
                neighbours=None) -> FastAPI:
@@ -84,18 +113,14 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
         batcher.start()
         yield
         await batcher.close()  # uvicorn has stopped taking connections; finish what is queued
+        while app.state.in_flight:  # and let the handlers send their answers
+            await asyncio.sleep(0.01)
 
     app = FastAPI(title="pricer", version="1", lifespan=lifespan, max_body_size=max_body_bytes,
                   description="Estimate a product's price from its description.")
     app.state.batcher, app.state.metrics, app.state.predictor = batcher, metrics, predictor
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        response = await call_next(request)
-        if response.status_code == 413 and not getattr(request.state, "too_many_items", False):
-            metrics.errors.labels("body_too_large").inc()  # FastAPI's max_body_size answered
-        if request.url.path != "/metrics":
-            metrics.requests.labels(request.url.path, str(response.status_code)).inc()
-        return response
+    app.state.in_flight = 0  # requests between arrival and their answer sent
+    app.add_middleware(CountRequests, metrics=metrics, state=app.state)
 
     @app.exception_handler(RequestValidationError)
     async def bad_input(request: Request, exc: RequestValidationError):
@@ -113,7 +138,7 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
         items = [Item(text=body.text)] if body.items is None else body.items
         if len(items) > max_items:
             metrics.errors.labels("too_many_items").inc()
-            request.state.too_many_items = True
+            request.scope["pricer.too_many_items"] = True
             return JSONResponse({"detail": f"{len(items)} items in one request; at most "
                                            f"{max_items}"}, status_code=413)
         started = time.perf_counter()
