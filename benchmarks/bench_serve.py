@@ -136,9 +136,9 @@ async def faults(url: str, text: str) -> dict:
         out["malformed_json"] = r.status_code
         r = await client.post(url + "/v1/price", json={"items": [{"text": text}, {"text": RAISE},
                                                                  {"text": text}]})
-        prices = [p.get("price") for p in r.json()["predictions"]]
-        out["raise_on_one_item"] = {"status": r.status_code, "priced": sum(p is not None for p in prices),
-                                    "failed": sum(p is None for p in prices)}
+        failed = ["failed" in (p.get("reason") or "") for p in r.json()["predictions"]]
+        out["raise_on_one_item"] = {"status": r.status_code, "answered": failed.count(False),
+                                    "failed": failed.count(True)}
         await asyncio.sleep(2)  # the disconnected request's items finish or are skipped
         r = await client.post(url + "/v1/price", json={"text": text})
         out["after_faults"] = {"status": r.status_code, "price": r.json()["predictions"][0].get("price")}

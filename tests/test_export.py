@@ -175,3 +175,4 @@ def test_bad_input(tiny_llama, tmp_path):
     assert (keep / "notes.txt").read_text() == "mine"
     assert_bad_input(pricer("export", "--model", tmp_path / "nothing", "--merge", "--out", tmp_path / "d"),
                      "nothing")
+
