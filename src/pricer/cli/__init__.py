@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from pricer import __version__
 from pricer.cli import data, demo, evaluate, model, predict, train
+from pricer.cli import export, serve
 from pricer.errors import PricerError
 
 err = Console(stderr=True)
@@ -71,8 +72,10 @@ app.command("predict")(predict.predict)
 app.command("eval")(evaluate.eval_command)
 app.command("baselines")(evaluate.baselines)
 app.command("leaderboard")(evaluate.leaderboard)
-app.add_typer(evaluate.chart_app, name="chart")
 app.command("ensemble")(evaluate.ensemble)
+app.add_typer(evaluate.chart_app, name="chart")
+app.command("export")(export.export)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

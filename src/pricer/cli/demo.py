@@ -98,6 +98,8 @@ def demo(
     verdict = "[green]beats[/]" if beats else "[yellow]does not beat[/]"
     console.print(f"the fine-tuned model {verdict} the constant baseline and the base model "
                   f"on error and RMSLE; chart: {chart}", highlight=False)
+    console.print(f"serve it: [bold]pricer serve --model {run.model} --adapter {adapter} "
+                  f"--examples {data} --similar {data}[/]", highlight=False, soft_wrap=True)
 
 
 def _line(label: str, result: dict) -> str:

@@ -1,0 +1,75 @@
+"""`pricer serve`: any predictor behind an HTTP API (POST /v1/price) and a web page."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from pricer.errors import PricerError
+
+err = Console(stderr=True)
+
+
+def serve(
+    predictor: Annotated[str, typer.Option(help="Predictor name (greedy, expected, constant, "
+                                           "baseline, ...; see `pricer eval --help`).")] = "greedy",
+    model: Annotated[str, typer.Option(help="Base model (LLM predictors): 'default', a folder "
+                                       "(a merged export works) or a Hub id.")] = "default",
+    adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder (LLM predictors).")] = None,
+    path: Annotated[Optional[str], typer.Option(help="A saved baseline (--predictor baseline).")] = None,
+    value: Annotated[Optional[float], typer.Option(help="The price of --predictor constant.")] = None,
+    precision: Annotated[str, typer.Option(help="LLM precision: auto, fp32, bf16, 8bit, 4bit.")] = "auto",
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda... (default: cuda if present).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    max_batch: Annotated[int, typer.Option(help="Items per predictor call (1: no micro-batching).")] = 32,
+    window_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.")] = 5.0,
+    max_queue: Annotated[int, typer.Option(help="Items allowed to wait; more get 503.")] = 1024,
+    max_items: Annotated[int, typer.Option(help="Items allowed in one request; more get 413.")] = 1000,
+    max_body_kb: Annotated[int, typer.Option(help="Largest request body in KiB; larger get 413.")] = 1024,
+    examples: Annotated[Optional[str], typer.Option(
+        help="Items (file or saved data set, test split) offered as examples on the web page.")] = None,
+    similar: Annotated[Optional[str], typer.Option(
+        help="Priced items (file or data set, train split) to show the most similar of.")] = None,
+    similar_max: Annotated[int, typer.Option(help="Index only the first N items of --similar.")] = 5000,
+) -> None:
+    """Serve a predictor over HTTP: POST /v1/price, GET /health, GET /metrics, /docs, and a web page at /."""
+    for name, number in (("--max-batch", max_batch), ("--max-queue", max_queue),
+                         ("--max-items", max_items), ("--max-body-kb", max_body_kb),
+                         ("--similar-max", similar_max)):
+        if number < 1:
+            raise PricerError(f"{name} must be at least 1")
+    if window_ms < 0 or not 0 < port < 65536:
+        raise PricerError("--window-ms must be >= 0 and --port between 1 and 65535")
+    from pricer.predict.baselines import KINDS
+
+    if predictor in KINDS:  # unfitted: the saved one is served with --predictor baseline
+        raise PricerError(f"{predictor} must be fitted first: save it with `pricer baselines` and "
+                          "serve it with --predictor baseline --path FILE")
+    import uvicorn
+
+    from pricer.data.items import read_items
+    from pricer.predict.registry import make_predictor
+    from pricer.serve.app import create_app
+
+    example_items = read_items(examples, split="test")[:50] if examples else None
+    index = None
+    if similar:
+        from pricer.predict.neighbours import Neighbours
+
+        items = read_items(similar, split="train")[:similar_max]
+        with err.status(f"indexing {len(items)} items for 'most similar'"):
+            index = Neighbours(items)
+    with err.status(f"loading {predictor}"):
+        served = make_predictor(predictor, model=model, adapter=adapter, path=path, value=value,
+                                precision=precision, device=device)
+    if getattr(served, "needs_fit", False):
+        raise PricerError(f"{predictor} must be fitted first: save it with `pricer baselines` and "
+                          "serve it with --predictor baseline --path FILE")
+    app = create_app(served, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
+                     max_items=max_items, max_body_bytes=max_body_kb * 1024,
+                     examples=example_items, neighbours=index)
+    err.print(f"serving {predictor} on http://{host}:{port}/ (API docs: /docs; Ctrl+C stops "
+              "after the requests in flight)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -1,0 +1,138 @@
+"""Micro-batching: concurrent requests wait a few milliseconds so that their items go to the
+predictor in one call (one forward pass for an LLM), then each request gets its own answers.
+
+Hand-written (about 100 lines) because what it needs is small and specific: a bounded queue
+that refuses rather than waits, a per-item retry when a batch raises, and draining on shutdown.
+The predictor runs in one worker thread, one batch at a time, so it need not be thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+
+def details(predictor, prompts: list[str]) -> list[dict]:
+    """`predict_details` of the contract; predictors written before it have only `predict`."""
+    if hasattr(predictor, "predict_details"):
+        return predictor.predict_details(prompts)
+    return [{"price": p} if p is not None else {"price": None, "reason": "no price"}
+            for p in predictor.predict(prompts)]
+
+
+class QueueFull(Exception):
+    """More items are waiting than the queue holds: the caller should retry later."""
+
+
+class Closing(Exception):
+    """The server is shutting down and takes no new work."""
+
+
+@dataclass
+class Job:
+    prompts: list[str]
+    future: asyncio.Future
+    results: list = field(default_factory=list)
+
+
+class MicroBatcher:
+    """`await batcher.submit(prompts)` -> one dict per prompt, from `predict_details`.
+
+    max_batch: items per predictor call (a larger request is run alone, in one call);
+    window_s: how long the first waiting request waits for others to join its batch;
+    max_queue: items allowed to wait; beyond it `submit` raises QueueFull at once.
+    `on_batch(size, seconds)` and `on_error(prompt, exc)` report to the metrics."""
+
+    def __init__(self, predictor, max_batch: int = 32, window_s: float = 0.005,
+                 max_queue: int = 1024, on_batch=None, on_error=None):
+        self.predictor, self.max_batch, self.window_s, self.max_queue = (
+            predictor, max_batch, window_s, max_queue)
+        self.on_batch = on_batch or (lambda size, seconds: None)
+        self.on_error = on_error or (lambda prompt, exc: None)
+        self.jobs: deque[Job] = deque()
+        self.waiting = 0  # items in self.jobs
+        self.running = 0  # items in the batch being predicted
+        self.closing = False
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+
+    def pending(self) -> int:
+        return self.waiting + self.running
+
+    async def submit(self, prompts: list[str]) -> list[dict]:
+        if self.closing:
+            raise Closing()
+        if self.waiting + len(prompts) > self.max_queue and self.waiting:
+            raise QueueFull()  # one request larger than the queue still runs when it is alone
+        if self._worker is None:
+            self.start()
+        job = Job(list(prompts), asyncio.get_running_loop().create_future())
+        self.jobs.append(job)
+        self.waiting += len(prompts)
+        self._wake.set()
+        return await job.future
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._worker = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        """Take no new work, finish everything queued and running, stop the worker."""
+        self.closing = True
+        while self.jobs or self.running:
+            await asyncio.sleep(0.01)
+        if self._worker is not None:
+            self._worker.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            if self.waiting < self.max_batch and self.window_s > 0:
+                await asyncio.sleep(self.window_s)  # let concurrent requests join this batch
+            batch = [self.jobs.popleft()]
+            size = len(batch[0].prompts)
+            while self.jobs and size + len(self.jobs[0].prompts) <= self.max_batch:
+                batch.append(self.jobs.popleft())
+                size += len(batch[-1].prompts)
+            self.waiting -= size
+            if not self.jobs:
+                self._wake.clear()
+            batch = [job for job in batch if not job.future.done()]  # client gone: skip its items
+            prompts = [p for job in batch for p in job.prompts]
+            if not prompts:
+                continue
+            self.running = len(prompts)
+            started = loop.time()
+            results = await asyncio.to_thread(self._predict, prompts)
+            self.on_batch(len(prompts), loop.time() - started)
+            self.running = 0
+            start = 0
+            for job in batch:
+                answer = results[start:start + len(job.prompts)]
+                start += len(job.prompts)
+                if not job.future.done():
+                    job.future.set_result(answer)
+
+    def _predict(self, prompts: list[str]) -> list[dict]:
+        """The batch in one call; if it raises, each item alone, so one bad item fails alone."""
+        try:
+            return details(self.predictor, prompts)
+        except Exception:
+            if len(prompts) == 1:
+                return [self._failed(prompts[0])]
+        return [self._one(p) for p in prompts]
+
+    def _one(self, prompt: str) -> dict:
+        try:
+            return details(self.predictor, [prompt])[0]
+        except Exception:
+            return self._failed(prompt)
+
+    def _failed(self, prompt: str) -> dict:
+        import sys
+
+        exc = sys.exc_info()[1]
+        self.on_error(prompt, exc)
+        return {"price": None, "error": f"the predictor failed on this item ({type(exc).__name__})"}

@@ -1,0 +1,225 @@
+"""pricer serve: the API on cheap predictors (constant, a fake one that can be held or made to
+fail), micro-batching without mixing answers, limits and faults, shutdown, one tiny LLM."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clirun import assert_bad_input, pricer
+from pricer.predict.base import Predictor
+from pricer.serve.app import create_app
+
+
+class Echo(Predictor):
+    """Price = number of characters of the prompt, so each answer says which item it was for.
+    `gate` (when set) holds every call until released; "boom" in a prompt raises."""
+
+    name = "echo"
+
+    def __init__(self):
+        self.calls: list[int] = []
+        self.gate = None
+
+    def predict(self, prompts):
+        if self.gate is not None:
+            self.gate.wait(timeout=30)
+        self.calls.append(len(prompts))
+        if any("boom" in p for p in prompts):
+            raise RuntimeError("boom")
+        return [float(len(p)) for p in prompts]
+
+
+def wait_until(condition, seconds=20.0):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.01)
+
+
+def metric(client, line_start):
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def prompt_length(text):
+    from pricer.data.prompts import as_test_prompt
+
+    return float(len(as_test_prompt(text)))
+
+
+def test_one_item_and_many():
+    with TestClient(create_app(Echo())) as client:
+        one = client.post("/v1/price", json={"text": "A red kettle"})
+        assert one.status_code == 200
+        assert one.json() == {"predictor": "echo", "predictions": [{"price": prompt_length("A red kettle")}]}
+        many = client.post("/v1/price", json={"items": [{"text": "a", "id": "x1"}, {"text": "bb"}]})
+        assert many.json()["predictions"] == [{"id": "x1", "price": prompt_length("a")},
+                                              {"price": prompt_length("bb")}]
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/docs").status_code == 200
+        assert "/v1/price" in client.get("/openapi.json").json()["paths"]
+        assert "Estimate the price" in client.get("/").text
+        assert metric(client, "pricer_items_total") == 3
+        assert metric(client, 'pricer_requests_total{path="/v1/price",status="200"}') == 2
+
+
+def test_spread_is_returned_where_the_predictor_gives_one():
+    class Spread(Predictor):
+        name = "spread"
+
+        def predict_details(self, prompts):
+            return [{"price": 10.0, "p10": 5.0, "p50": 9.0, "p90": 20.0, "mass": 0.9} for _ in prompts]
+
+    with TestClient(create_app(Spread())) as client:
+        answer = client.post("/v1/price", json={"text": "x"}).json()["predictions"][0]
+    assert answer == {"price": 10.0, "p10": 5.0, "p50": 9.0, "p90": 20.0}
+
+
+def test_concurrent_requests_are_batched_and_never_mixed():
+    echo = Echo()
+    echo.gate = threading.Event()
+    app = create_app(echo, max_batch=64, window_ms=1)
+    texts = [f"item number {i} " + "x" * i for i in range(24)]
+    with TestClient(app) as client, ThreadPoolExecutor(24) as pool:
+        futures = [pool.submit(client.post, "/v1/price", json={"text": t}) for t in texts]
+        # the first batch is held in the predictor; the others queue up behind it
+        wait_until(lambda: app.state.batcher.pending() == len(texts))
+        echo.gate.set()
+        answers = [f.result().json()["predictions"][0]["price"] for f in futures]
+        assert answers == [prompt_length(t) for t in texts]
+        assert sum(echo.calls) == len(texts) and max(echo.calls) > 1 and len(echo.calls) < len(texts)
+        assert metric(client, "pricer_batch_size_count") == len(echo.calls)
+
+
+def test_full_queue_is_503_with_retry_after():
+    echo = Echo()
+    echo.gate = threading.Event()
+    app = create_app(echo, max_queue=2, window_ms=0)
+    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/v1/price", json={"text": "first"})
+        wait_until(lambda: app.state.batcher.running == 1)  # in the predictor, held
+        second = pool.submit(client.post, "/v1/price", json={"items": [{"text": "a"}, {"text": "b"}]})
+        wait_until(lambda: app.state.batcher.waiting == 2)  # the queue is full
+        refused = client.post("/v1/price", json={"text": "third"})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        echo.gate.set()
+        assert first.result().status_code == 200 and second.result().status_code == 200
+        assert client.post("/v1/price", json={"text": "later"}).status_code == 200
+        assert metric(client, 'pricer_errors_total{kind="queue_full"}') == 1
+
+
+def test_bad_input_and_limits_are_refused_and_counted():
+    with TestClient(create_app(Echo(), max_items=100, max_body_bytes=1_000_000)) as client:
+        post = client.post
+        malformed = post("/v1/price", content=b'{"text": "unclosed', headers={"content-type": "application/json"})
+        assert malformed.status_code == 422 and "JSON" in malformed.text
+        assert post("/v1/price", json={"text": ""}).status_code == 422
+        assert post("/v1/price", json={}).status_code == 422
+        both = post("/v1/price", json={"text": "a", "items": [{"text": "b"}]})
+        assert both.status_code == 422 and "not both" in both.text
+        assert post("/v1/price", json={"items": [{"text": 3}]}).status_code == 422
+        many = post("/v1/price", json={"items": [{"text": "a"}] * 10_000})
+        assert many.status_code == 413
+        assert "at most 100" in many.text
+        huge = post("/v1/price", content=b'{"text": "' + b"x" * 10_000_000 + b'"}',
+                    headers={"content-type": "application/json"})
+        assert huge.status_code == 413
+        assert post("/v1/price", json={"text": "still serving"}).status_code == 200
+        assert metric(client, 'pricer_errors_total{kind="bad_input"}') == 5
+        assert metric(client, 'pricer_errors_total{kind="too_many_items"}') == 1
+        assert metric(client, 'pricer_errors_total{kind="body_too_large"}') == 1
+
+
+def test_a_failing_item_fails_alone():
+    echo = Echo()
+    app = create_app(echo)
+    with TestClient(app) as client:
+        answer = client.post("/v1/price", json={"items": [{"text": "fine"}, {"text": "boom"},
+                                                          {"text": "also fine"}]})
+        assert answer.status_code == 200
+        prices = [p.get("price") for p in answer.json()["predictions"]]
+        assert prices == [prompt_length("fine"), None, prompt_length("also fine")]
+        assert "failed" in answer.json()["predictions"][1]["reason"]
+        assert client.post("/v1/price", json={"text": "next"}).status_code == 200
+        assert metric(client, 'pricer_errors_total{kind="predictor"}') == 1
+
+
+def test_shutdown_finishes_requests_in_flight():
+    echo = Echo()
+    echo.gate = threading.Event()
+    app = create_app(echo)
+    client = TestClient(app)
+    client.__enter__()
+    with ThreadPoolExecutor(2) as pool:
+        request = pool.submit(client.post, "/v1/price", json={"text": "in flight"})
+        wait_until(lambda: app.state.batcher.running == 1)
+        closing = pool.submit(client.__exit__, None, None, None)
+        wait_until(lambda: app.state.batcher.closing)
+        assert not closing.done()  # shutdown waits for the item in the predictor
+        echo.gate.set()
+        closing.result(timeout=30)
+        assert request.result().status_code == 200
+        assert request.result().json()["predictions"][0]["price"] == prompt_length("in flight")
+
+
+def test_serves_a_tiny_llm(tiny_llama):
+    from conftest import AMAZON_TEST
+    from pricer.data.items import read_items
+    from pricer.predict.registry import make_predictor
+
+    llm = make_predictor("expected", model=str(tiny_llama), precision="fp32", device="cpu")
+    items = read_items(AMAZON_TEST)[:3]
+    with TestClient(create_app(llm)) as client:
+        answer = client.post("/v1/price", json={"items": [{"text": i.prompt, "id": i.id} for i in items]})
+    predictions = answer.json()["predictions"]
+    direct = llm.predict_details([i.prompt for i in items])
+    assert [p["id"] for p in predictions] == [i.id for i in items]
+    assert [p["price"] for p in predictions] == pytest.approx([d["price"] for d in direct], rel=1e-5)
+    assert all(p["p10"] <= p["p50"] <= p["p90"] for p in predictions)
+
+
+def test_cli_refuses_bad_options():
+    assert_bad_input(pricer("serve", "--predictor", "nope"), "nope")
+    assert_bad_input(pricer("serve", "--predictor", "constant", "--max-batch", "0"), "--max-batch")
+    assert_bad_input(pricer("serve", "--predictor", "bow-lr"), "fitted")
+
+
+def test_a_client_that_hangs_up_is_dropped_and_counted():
+    """Over a real socket (uvicorn in a thread): B's client gives up while B waits behind A;
+    B's item never reaches the predictor, A is answered."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    echo = Echo()
+    echo.gate = threading.Event()
+    app = create_app(echo, window_ms=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(httpx.post, url + "/v1/price", json={"text": "A"}, timeout=30)
+            wait_until(lambda: app.state.batcher.running == 1)
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(url + "/v1/price", json={"text": "B hangs up"}, timeout=0.5)
+            wait_until(lambda: 'kind="disconnected"} 1.0' in httpx.get(url + "/metrics").text)
+            echo.gate.set()
+            assert first.result().status_code == 200
+        assert httpx.post(url + "/v1/price", json={"text": "C"}).status_code == 200
+        assert echo.calls == [1, 1]  # A, then C: B was dropped
+    finally:
+        echo.gate.set()
+        server.should_exit = True
+        thread.join(timeout=30)
