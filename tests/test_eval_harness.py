@@ -139,7 +139,8 @@ def test_every_item_failing_is_an_error_and_writes_nothing(tmp_path, test_items)
 
 def test_truth_above_the_curation_bound_is_skipped_and_counted(test_items):
     items = [Item("ok", test_items[0].prompt, 100.0), Item("huge", test_items[1].prompt, 1e12)]
-    result = evaluate(ConstantPredictor(100), items, show=False)
+    assert evaluate(ConstantPredictor(100), items, show=False)["n"] == 2  # no bound given
+    result = evaluate(ConstantPredictor(100), items, show=False, max_price=999.49)
     assert result["n"] == 1 and result["error"] == 0
     assert result["skipped"] == [{"index": 1, "id": "huge",
                                   "reason": "price 1e+12 above the curation bound $999.49"}]

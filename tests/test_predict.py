@@ -244,7 +244,8 @@ def test_8bit_cast_notes_are_silenced(caplog):
     log = logging.getLogger("bitsandbytes.autograd._functions")
     quiet_8bit()
     quiet_8bit()  # installed once, however many predictors are built
-    with caplog.at_level(logging.WARNING):
+    # the logger's own level: other tests quieten the parent "bitsandbytes" logger to ERROR
+    with caplog.at_level(logging.WARNING, logger=log.name):
         for _ in range(3):
             log.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization",
                         "torch.bfloat16")

@@ -106,7 +106,7 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
         on_batch=lambda size, seconds: (metrics.batch_size.observe(size),
                                         metrics.batch_seconds.observe(seconds)),
         on_error=lambda prompt, exc: metrics.errors.labels("predictor").inc())
-    name = getattr(predictor, "name", type(predictor).__name__)
+    name = predictor.name
 
     @asynccontextmanager
     async def lifespan(app):

@@ -14,11 +14,8 @@ from dataclasses import dataclass, field
 
 
 def details(predictor, prompts: list[str]) -> list[dict]:
-    """`predict_details` of the contract; predictors written before it have only `predict`."""
-    if hasattr(predictor, "predict_details"):
-        return predictor.predict_details(prompts)
-    return [{"price": p} if p is not None else {"price": None, "reason": "no price"}
-            for p in predictor.predict(prompts)]
+    """`predict_details` of the predictor contract (the base class wraps `predict`)."""
+    return predictor.predict_details(prompts)
 
 
 class QueueFull(Exception):
