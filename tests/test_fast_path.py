@@ -39,7 +39,8 @@ def run_steps(tiny_llama, data_file, out, precision: str, fast_path: bool):
         model=str(tiny_llama), data=str(data_file), out=str(out), max_steps=3, batch_size=2,
         grad_accum=2, learning_rate=1e-2, max_length=64, report_to="none", eval=False,
         precision="4bit" if precision == "4bit" else "fp32", bf16=precision == "bf16",
-        fast_path=fast_path, gradient_checkpointing=False, save_steps=100, logging_steps=1)),
+        fast_path=fast_path, gradient_checkpointing=precision == "4bit",  # as resolve() sets
+        save_steps=100, logging_steps=1)),
         "cpu")
     tokenizer = load_tokenizer(config.model)
     data = build_dataset(load_train_items(config.data), tokenizer, config.max_length)
