@@ -12,7 +12,7 @@ those carry loss. Prints one JSON line: tokens/s (non-padding, after warm-up) an
 per variant, and ours/plain per precision.
   plain  SFTTrainer, TRL defaults (gradient checkpointing on) + the reference recipe
   ours   pricer.train.run.build_trainer of the resolved reference config (what `pricer train`
-         builds; checkpointing only for 4-bit)
+         builds; checkpointing only for 4-bit; the fast path of train/fast.py since issue 12)
 Needs torch, transformers, peft and trl (carry trl onto a GPU image that lacks it).
 """
 

@@ -60,6 +60,7 @@ class TrainConfig:
     bf16: str | bool = option("auto", "bf16 mixed precision: auto | true | false (auto: where the device computes bf16 fast).")
     group_by_length: bool = option(True, "Batch items of similar length together.")
     gradient_checkpointing: str | bool = option("auto", "auto | true | false (auto: on for 4/8-bit).")
+    fast_path: str | bool = option("auto", "LM head and loss only at the labelled (price) tokens: auto | true | false (auto: where the model allows; same loss).")
     seed: int = option(42, "Random seed (weights of LoRA, data order).")
     threads: int | None = option(None, "torch CPU threads (default: torch's choice).")
     # checkpoints and logs
@@ -106,7 +107,7 @@ def _coerce(name: str, value):
                          and "None" in kind):
         return None
     try:
-        if name in ("bf16", "gradient_checkpointing"):
+        if name in ("bf16", "gradient_checkpointing", "fast_path"):
             return "auto" if str(value).lower() == "auto" else _bool(value, name)
         if kind.startswith("bool"):
             return _bool(value, name)

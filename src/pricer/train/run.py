@@ -94,12 +94,14 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
                   callbacks: Sequence = (), **args):
     """The SFTTrainer of a resolved `config`: LoRA (QLoRA at 4/8-bit) on `model` (default: the
     base model freshly loaded for training), trained on `dataset` (prompt/completion, or
-    pre-tokenised input_ids/completion_mask). `args` override SFTConfig fields."""
+    pre-tokenised input_ids/completion_mask). `args` override SFTConfig fields. The fast path
+    (train/fast.py: LM head and loss only at the labelled tokens) is used where it applies."""
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
     from pricer.models.default import public_id
     from pricer.models.load import load_model
+    from pricer.train import fast
 
     if model is None:
         # fresh: a 4-bit model that has already run inference on an AVX512-BF16 CPU has
@@ -108,8 +110,12 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
                               device=device)
     # the adapter and model card name the public model, not a folder in this machine's cache
     model.name_or_path = model.config.name_or_path = public_id(config.model)
+    use_fast = fast.applies(model) if config.fast_path == "auto" else config.fast_path
+    if use_fast and not fast.applies(model):
+        raise PricerError(f"fast_path: {config.model} transforms its logits or is a mixture of "
+                          "experts; use --fast-path auto or false")
     try:
-        trainer = SFTTrainer(model=model, args=sft_config(config, **args), train_dataset=dataset,
+        trainer = (fast.FastSFTTrainer if use_fast else SFTTrainer)(model=model, args=sft_config(config, **args), train_dataset=dataset,
                              processing_class=tokenizer, peft_config=lora_config(config),
                              callbacks=list(callbacks))
     except ValueError as e:
