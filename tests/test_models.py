@@ -376,22 +376,27 @@ def test_auto_precision_is_the_one_rule_and_read_back_from_the_model(tiny_llama)
 @pytest.mark.slow
 def test_adapter_naming_the_public_base_loads_offline_on_the_default(default_model_dir, tmp_path,
                                                                      monkeypatch):
-    """pricer train's trainer records the default's Hub id as the adapter's base, not the cache
-    folder; with no network the adapter still loads on --model default."""
-    from datasets import Dataset
+    """pricer train records the default's Hub id as the adapter's base, not the cache folder
+    (and its model card names it); with no network the adapter still loads on --model default."""
+    import warnings
 
     from pricer.models.default import DEFAULT_HUB_ID
-    from pricer.train.config import load_config, resolve
-    from pricer.train.run import build_trainer
+    from pricer.train.config import load_config
+    from pricer.train.run import train
 
-    config = resolve(load_config(None, {"model": "default", "out": str(tmp_path / "run"),
-                                        "report_to": "none", "lora_r": 4}), "cpu")
-    tokenizer = load_tokenizer("default")
-    trainer = build_trainer(config, tokenizer, Dataset.from_dict(
-        {"prompt": ["How much? Price is $"], "completion": ["7.00" + tokenizer.eos_token]}))
-    trainer.model.save_pretrained(tmp_path / "adapter")
-    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    assert saved["base_model_name_or_path"] == DEFAULT_HUB_ID
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"text": f"Steel hose reel, {n} m", "price": 20.0 + n}) + "\n"
+                            for n in range(4)))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = train(load_config(None, {"model": "default", "data": str(data), "lora_r": 4,
+                                       "out": str(tmp_path / "adapter"), "max_steps": 1,
+                                       "batch_size": 4, "report_to": "none", "eval": False}))
+    assert not [w for w in caught if DEFAULT_HUB_ID in str(w.message)]  # no Hub look-up at saves
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == DEFAULT_HUB_ID
+    card = (out / "README.md").read_text()
+    assert "fine-tuned version of [None]" not in card and DEFAULT_HUB_ID in card
     model, _ = load_model("default", adapter=str(tmp_path / "adapter"), precision="fp32")
     assert type(model).__name__ == "PeftModelForCausalLM"

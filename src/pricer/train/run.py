@@ -99,7 +99,6 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
-    from pricer.models.default import public_id
     from pricer.models.load import load_model
     from pricer.train import fast
 
@@ -108,8 +107,6 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
         # repacked weights and would get no LoRA gradients (models/quant.py)
         model, _ = load_model(config.model, precision=config.precision, for_training=True,
                               device=device)
-    # the adapter and model card name the public model, not a folder in this machine's cache
-    model.name_or_path = model.config.name_or_path = public_id(config.model)
     use_fast = fast.applies(model) if config.fast_path == "auto" else config.fast_path
     if use_fast and not fast.applies(model):
         raise PricerError(f"fast_path: {config.model} transforms its logits or is a mixture of "
@@ -217,6 +214,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     import transformers
     from accelerate import PartialState
 
+    from pricer.models.default import public_id
     from pricer.models.load import load_tokenizer
     from pricer.train.dataset import build_dataset, load_train_items
     from pricer.train.progress import RunClock
@@ -286,7 +284,12 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     if not trainer.is_world_process_zero():
         return out
 
-    trainer.model.save_pretrained(out)
+    # the adapter names the public model, not a folder in this machine's cache (checkpoints keep
+    # the folder: PEFT would otherwise ask the Hub about that name at every save); no embedding
+    # layer is trained, so PEFT's check of them (another Hub request) is skipped
+    for adapter in trainer.model.peft_config.values():
+        adapter.base_model_name_or_path = public_id(config.model)
+    trainer.model.save_pretrained(out, save_embedding_layers=False)
     tokenizer.save_pretrained(out)
     _name_base_in_model_card(out, config.model)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
