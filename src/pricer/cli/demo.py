@@ -33,7 +33,7 @@ def demo(
     from pricer.data.demo import build_demo_catalog
     from pricer.data.items import read_items
     from pricer.evaluate import leaderboard as lb
-    from pricer.evaluate.baselines import price_bounds
+    from pricer.data.store import price_bounds
     from pricer.evaluate.harness import evaluate
     from pricer.evaluate.run import evaluate_run
     from pricer.predict.registry import make_predictor

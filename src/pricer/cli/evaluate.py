@@ -94,7 +94,8 @@ def eval_command(
     from rich.console import Console
 
     from pricer.data.items import read_items
-    from pricer.evaluate.baselines import fit_predictor, price_bounds
+    from pricer.data.store import price_bounds
+    from pricer.evaluate.baselines import fit_predictor
     from pricer.evaluate.harness import check_results_dir, evaluate
     from pricer.predict.registry import make_predictor
 
@@ -153,7 +154,8 @@ def baselines(
 
     from pricer.data.items import read_items
     from pricer.evaluate import leaderboard as lb
-    from pricer.evaluate.baselines import BASELINES, price_bounds, run_baselines, train_split
+    from pricer.data.store import price_bounds
+    from pricer.evaluate.baselines import BASELINES, run_baselines, train_split
     from pricer.evaluate.harness import check_results_dir
 
     if not (data or (train and test)):
@@ -305,7 +307,7 @@ def ensemble(
     from rich.console import Console
     from rich.table import Table
 
-    from pricer.evaluate.baselines import price_bounds
+    from pricer.data.store import price_bounds
     from pricer.predict.ensemble import fit_ensemble, parse_member
 
     if not (data or train):

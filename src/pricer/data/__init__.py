@@ -5,7 +5,8 @@ Public surface:
 - `items`: `Item`, strict `read_items`, `fingerprint` (what training and evaluation read);
 - `curate`: the reference's rules for one record (`Settings`, `REFERENCE`, `USER`, `Drop`);
 - `pipeline`: `curate_source`, `make_dataset`, `build_dataset` (`pricer data`);
-- `balance`, `store`, `report`, `prompts`, `demo`.
+- `store`: save/load a data set, `price_bounds(source)` (the bounds that curated it);
+- `balance`, `report`, `prompts`, `demo`.
 
 It takes a tokenizer object (the CLI loads it), so it imports nothing from `pricer.models`.
 """

@@ -174,6 +174,20 @@ def read_report(path: str | Path) -> dict:
         return json.loads((Path(path) / "report.json").read_text())
 
 
+def price_bounds(source: str | Path | None = None) -> tuple[float, float]:
+    """(min_price, max_price) that curated `source`: a saved data set's own settings (its
+    report.json), else the reference's (a plain file, an older or hand-made report)."""
+    from pricer.data.curate import REFERENCE
+
+    if source is not None and (Path(source) / "report.json").is_file():
+        try:
+            settings = read_report(source).get("settings") or {}
+            return float(settings["min_price"]), float(settings["max_price"])
+        except (PricerError, KeyError, TypeError, ValueError, AttributeError):
+            pass
+    return REFERENCE.min_price, REFERENCE.max_price
+
+
 def push_to_hub(data, repo: str, private: bool = True) -> str:
     """Upload the DatasetDict to the Hugging Face Hub (needs a token and a network)."""
     try:

@@ -3,7 +3,7 @@
 Public surface, imported lazily (no scikit-learn or matplotlib at `pricer --help`):
     evaluate, check_results_dir                 harness.py: score a predictor, write its result
     score, summarise, headline, colour          metrics.py: the reference's metrics and colours
-    fit_predictor, price_bounds, run_baselines  baselines.py: fit on a bounded train split
+    fit_predictor, run_baselines                baselines.py: fit on a bounded train split
     read_results, rows                          leaderboard.py: gather result files
 """
 
@@ -12,7 +12,7 @@ import importlib
 _WHERE = {
     "evaluate": "harness", "check_results_dir": "harness",
     "score": "metrics", "summarise": "metrics", "headline": "metrics", "colour": "metrics",
-    "fit_predictor": "baselines", "price_bounds": "baselines", "run_baselines": "baselines",
+    "fit_predictor": "baselines", "run_baselines": "baselines",
     "read_results": "leaderboard", "rows": "leaderboard",
 }
 __all__ = list(_WHERE)

@@ -7,30 +7,15 @@ would otherwise fit a nonsense constant or regression. What is dropped is counte
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
+from pricer.data.store import price_bounds
 from pricer.errors import PricerError
 
 BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf",
              "dnn")
-
-
-def price_bounds(source: str | Path | None = None) -> tuple[float, float]:
-    """(min_price, max_price) of curation: a saved data set's own (report.json), else the
-    reference's defaults."""
-    from pricer.data.curate import REFERENCE
-
-    report = Path(source) / "report.json" if source is not None else None
-    if report is not None and report.is_file():
-        try:
-            settings = json.loads(report.read_text()).get("settings") or {}
-            return float(settings["min_price"]), float(settings["max_price"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # an older or hand-made report: the defaults below
-    return REFERENCE.min_price, REFERENCE.max_price
 
 
 def train_split(items, bounds: tuple[float, float]) -> tuple[list[str], list[float], dict]:

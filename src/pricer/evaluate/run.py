@@ -68,7 +68,7 @@ def evaluate_run(run_dir: str | Path, items=None, *, eval_data: str | None = Non
             return None
     scorer = make_predictor(predictor, model=model or saved.get("model", "default"),
                             adapter=str(run_dir))
-    from pricer.evaluate.baselines import price_bounds
+    from pricer.data.store import price_bounds
 
     result = evaluate(scorer, items, size=size or saved.get("eval_size", 250),
                       max_price=price_bounds(eval_data)[1],

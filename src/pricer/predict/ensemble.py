@@ -139,7 +139,8 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
     beside `out`, in OUT_STEM-members/), predict the slice with every member, fit the weights and
     save the ensemble as JSON at `out`. `progress(member, stage)` reports each step.
     Returns (the ensemble, a report: per member its validation error and RMSLE, and the blend's)."""
-    from pricer.evaluate.baselines import fit_predictor, price_bounds, train_split
+    from pricer.data.store import price_bounds
+    from pricer.evaluate.baselines import fit_predictor, train_split
     from pricer.evaluate.metrics import score, summarise
     from pricer.predict.registry import make_predictor, option_types
 
