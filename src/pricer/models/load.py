@@ -179,6 +179,7 @@ def load_base(model: str, precision: str = "auto", device: str | None = None, *,
     """The base model alone, on `device`, at `precision` (see module docstring)."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     settled = resolve_precision(precision, device, purpose="inference")
     precision, device = settled.name, settled.device
@@ -192,6 +193,7 @@ def load_base(model: str, precision: str = "auto", device: str | None = None, *,
     else:
         kwargs["dtype"] = settled.dtype
     path = resolve_model(model, revision, allow_pickle)
+    hf_logging.disable_progress_bar()  # pricer reports its own progress: no "Loading weights" bar
     try:
         loaded = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
@@ -234,6 +236,8 @@ def load_model(model: str, adapter: str | None = None, precision: str = "auto",
     is trainable, and 4-bit layers are kept out of bitsandbytes' CPU repacking (see quant.py).
     Always load a fresh model for training rather than reusing one that has predicted.
     """
+    if adapter:  # a bad adapter fails in one line before the base model is loaded
+        resolve_adapter(adapter, adapter_revision, allow_pickle)
     loaded = load_base(model, precision, device, revision=revision, allow_pickle=allow_pickle,
                        trust_remote_code=trust_remote_code)
     if for_training and precision_of(loaded) == "4bit":

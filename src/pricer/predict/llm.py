@@ -396,7 +396,6 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     Measured: faster than fp32, but it wrecks SmolLM2-135M's answers (docs/predict.md); off.
     Other options go to `LLMPredictor` (max_new_tokens, top_k, branches, max_int_digits...)."""
     import torch
-    from transformers.utils import logging as hf_logging
 
     from pricer.models.load import load_model
     from pricer.models.precision import resolve_precision
@@ -415,7 +414,6 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
         raise PricerError("cannot merge an adapter into a 4/8-bit model; leave merge off")
     if precision == "8bit":
         quiet_8bit()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bars inside eval/predict output
     loaded, tokenizer = load_model(model, adapter=adapter, precision=precision, device=device)
     if adapter and merge:
         loaded = loaded.merge_and_unload()
