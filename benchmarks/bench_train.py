@@ -17,6 +17,12 @@ tokens after a first warm-up step. Variants:
   ours-fp32   ours without the bf16 autocast
   ours-1t     ours with torch.set_num_threads(1) (helps on an oversubscribed machine); any
               variant + "-1t" runs with one thread (ours-nofast-1t, ...)
+  amazon-write  the generation path of configs/amazon.yaml before issue 10 (all 30 layers, LoRA
+              on q/k/v/o/gate/up/down of every layer, max length 182, batch 4, fast path)
+  amazon-head   configs/amazon-head.yaml: the regression head (12 layers, LoRA on the top 5,
+              no vocabulary projection, max length 128, batch 16)
+Compare those two by items/s (their items have different token counts):
+    .venv/bin/python benchmarks/bench_train.py --variants amazon-write,amazon-head --steps 6 --items 96
 """
 
 import argparse
@@ -41,9 +47,12 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
     from pricer.train.dataset import build_dataset, load_train_items
     from pricer.train.run import build_trainer, lora_config
 
-    config = resolve(load_config("reference",
-                                 {"model": model, "out": out, "max_steps": steps,
-                                  "report_to": "none", "save_steps": 10_000}), "cpu")
+    run = {"model": model, "out": out, "max_steps": steps, "report_to": "none", "save_steps": 10_000}
+    if variant == "amazon-write":
+        run |= {"max_length": 182, "batch_size": 4, "target_modules": ["q_proj", "k_proj", "v_proj",
+                "o_proj", "gate_proj", "up_proj", "down_proj"]}
+    config = resolve(load_config("amazon-head" if variant == "amazon-head" else "reference",
+                                 run | ({"holdout": 0} if variant == "amazon-head" else {})), "cpu")
     name = variant
     if variant.endswith("-1t"):  # any variant with one thread: ours-1t, ours-nofast-1t, ...
         torch.set_num_threads(1)
@@ -53,7 +62,15 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
     if variant == "ours-nofast":
         config.fast_path = False
     tokenizer = load_tokenizer(model)
-    data = build_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length)
+    head_stats = (0.0, 1.0)
+    if variant == "amazon-head":
+        from pricer.train.head import build_head_dataset
+
+        data = build_head_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length,
+                                  balance_prices=config.balance_prices)
+        head_stats = (data.log_mean, data.log_std)
+    else:
+        data = build_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length)
     class Clock(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
             if state.global_step == 1:  # the first step warms up kernels and allocators
@@ -76,10 +93,11 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
     else:  # exactly what `pricer train` builds
         packed = dict(padding_free=True, max_length=None) if variant == "ours-padfree" else {}
         trainer = build_trainer(config, tokenizer, data.dataset, callbacks=[clock],
-                                save_strategy="no", **packed)
+                                head_stats=head_stats, save_strategy="no", **packed)
     trainer.train()
     seconds = clock.t1 - clock.t0
     return {"variant": name, "tokens_per_s": (clock.n1 - clock.n0) / seconds,
+            "items_per_s": (steps - 1) * config.batch_size / seconds,
             "s_per_step": seconds / (steps - 1),
             "tokens_per_cpu_s": (clock.n1 - clock.n0) / (clock.c1 - clock.c0), "peak_rss_gb":
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
@@ -113,14 +131,16 @@ def main():
     best = {v: max(r["tokens_per_s"] for r in rows) for v, rows in results.items()}
     first = "plain" if "plain" in best else next(iter(best))  # the ratios' reference
     base = best[first]
-    print(f"\n| variant | tokens/s (best of {args.repeats}) | s/step | tokens per CPU-second "
-          f"| peak RSS GB | vs {first} (tokens/s) |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n| variant | tokens/s (best of {args.repeats}) | items/s | s/step | tokens per CPU-second "
+          f"| peak RSS GB | vs {first} (tokens/s) | vs {first} (items/s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    base_items = max(r["items_per_s"] for r in results[first])
     for v, rows in results.items():
         r = max(rows, key=lambda r: r["tokens_per_s"])
         ratio = f"{best[v] / base:.2f}x"
-        print(f"| {v} | {best[v]:.1f} | {r['s_per_step']:.1f} | {r['tokens_per_cpu_s']:.1f} "
-              f"| {r['peak_rss_gb']:.2f} | {ratio} |")
+        print(f"| {v} | {best[v]:.1f} | {r['items_per_s']:.2f} | {r['s_per_step']:.1f} "
+              f"| {r['tokens_per_cpu_s']:.1f} | {r['peak_rss_gb']:.2f} | {ratio} "
+              f"| {r['items_per_s'] / base_items:.2f}x |")
 
 
 if __name__ == "__main__":

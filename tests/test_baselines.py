@@ -71,7 +71,24 @@ def test_fit_save_reload(kind, train, test, tmp_path):
     again = make_predictor("baseline", path=path)
     assert not again.needs_fit and again.name == kind
     assert again.predict([i.prompt for i in test]) == guesses  # exactly the same model
-    assert again.settings() == {"kind": kind, "seed": 42, "train_size": 600}
+    assert again.settings() == {"kind": kind, "seed": 42, "train_size": 600,
+                                "balance_prices": False}
+
+
+def test_balanced_baselines_weight_every_price_band_the_same(train, test, tmp_path):
+    """--balance-prices: the learnt baselines get band weights, so on a train split where cheap
+    items dominate they guess higher for expensive items; the setting survives save/reload."""
+    from pricer.data.balance import band_weights
+
+    prompts = [i.prompt for i in test]
+    plain, balanced = fit("bow-lr", train), make_predictor("bow-lr", balance_prices=True)
+    balanced.fit([i.prompt for i in train], [i.price for i in train])
+    assert balanced.name == "bow-lr-balanced" and balanced.settings()["balance_prices"]
+    assert balanced.predict(prompts) != plain.predict(prompts)
+    weights = band_weights([i.price for i in train])
+    assert max(weights) > 2 * min(weights)  # the train split is unbalanced, so the weights bite
+    again = make_predictor("baseline", path=balanced.save(tmp_path / "b.skops"))
+    assert again.name == "bow-lr-balanced" and again.predict(prompts) == balanced.predict(prompts)
 
 
 def test_saved_pickle_is_refused_without_running_it(tmp_path):
@@ -146,3 +163,18 @@ def test_baselines_command_fits_saves_evaluates(tmp_path):
                            "--results", tmp_path / "again"))
     assert json.loads(res.stdout)["error"] == pytest.approx(results["bow-lr"]["error"])
     assert (tmp_path / "baselines.png").exists()
+
+
+def test_embeddings_are_cached_on_disk_per_text_so_a_subset_reuses_them(tmp_path, monkeypatch):
+    """A split's embeddings, saved once, serve any later list of the same texts (an ensemble's
+    fit slice, a rerun in a new process) without running the encoder again."""
+    from pricer.predict import baselines as b
+
+    monkeypatch.setenv("PRICER_CACHE", str(tmp_path))
+    texts = [f"Bosch drill model {i}, 18 V, two batteries" for i in range(6)]
+    first = b.embed(texts, cache_from=3)
+    assert list((tmp_path / "embeddings").glob("minilm-*.npz"))
+    monkeypatch.setattr(b, "_SEEN", {})  # a new process
+    monkeypatch.setattr(b, "encoder", lambda: (_ for _ in ()).throw(AssertionError("encoded again")))
+    again = b.embed(texts[3:] + texts[:1], cache_from=3)
+    assert np.array_equal(again, first[[3, 4, 5, 0]])

@@ -147,6 +147,12 @@ def baselines(
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. constant,bow-lr.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random and of the learners.")] = 42,
+    balance_prices: Annotated[bool, typer.Option(
+        help="Weight train items so that every price band counts the same (the learnt "
+             "baselines, saved and named KIND-balanced).")] = False,
+    holdout: Annotated[int, typer.Option(
+        help="Leave out the validation slice of pricer ensemble --val-size N (same seeded "
+             "carve, --seed), so the saved baselines can be ensemble members.")] = 0,
 ) -> None:
     """Train the classical baselines on the train split, save them, evaluate them on the test split."""
     from rich.console import Console
@@ -168,10 +174,16 @@ def baselines(
     unknown = [k for k in chosen if k not in BASELINES]
     if unknown:
         raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
-    train_items = _train_items(data, train, max_items)
-    test_items = read_items(test or data, split="test")
+    if holdout < 0:
+        raise PricerError(f"--holdout must be 0 or more, got {holdout}")
+    train_items = _train_items(data, train, None if holdout else max_items)
     if not train_items:
         raise PricerError("the train split is empty")
+    if holdout:  # the ensemble's validation slice stays unseen
+        from pricer.predict.ensemble import carve
+
+        train_items = carve(train_items, holdout, seed)[0][:max_items]
+    test_items = read_items(test or data, split="test")
     if not test_items:
         raise PricerError("the test split is empty")
     bounds = price_bounds(train or data)
@@ -204,7 +216,8 @@ def baselines(
             progress.advance(overall)
 
         found = run_baselines(train_items, test_items, chosen, results, eval_size=size,
-                              seed=seed, bounds=bounds, progress=show, on_result=done)
+                              seed=seed, bounds=bounds, progress=show, on_result=done,
+                              balance_prices=balance_prices)
         progress.remove_task(step)
     board = lb.rows(found)  # one test split, so one board
     console.print(lb.table(board, title="baselines"))
@@ -300,6 +313,9 @@ def ensemble(
                                                "(seeded shuffle) to fit the weights on.")] = 500,
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the validation carve.")] = 42,
+    balance_prices: Annotated[bool, typer.Option(
+        help="Weight the validation items so that every price band counts the same (as "
+             "pricer train --balance-prices), for a train split cheaper than the test split.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing weights file.")] = False,
 ) -> None:
     """Fit ensemble weights over members' predictions on a validation slice of the train split
@@ -326,6 +342,7 @@ def ensemble(
     with console.status("ensemble") as status:
         found_ens, found = fit_ensemble(
             specs, train_items, out, val_size=val_size, seed=seed, bounds=price_bounds(train or data),
+            balance_prices=balance_prices,
             progress=lambda name, stage: status.update(f"{stage} {name}"))
     val = found["validation"]
     t = Table(title=f"ensemble weights ({found['method']}); validation: {val['items']} train "

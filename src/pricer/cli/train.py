@@ -162,7 +162,9 @@ def run_and_evaluate(config, resume: bool = False, overwrite: bool = False, cons
         console.print("evaluation after training: skipped (the data is a plain file with no "
                       "test split; give --eval-data FILE)")
     else:
-        console.rule(f"evaluation after training: {config.eval_predictor} on {source}")
+        from pricer.train.config import resolve
+
+        console.rule(f"evaluation after training: {resolve(config).eval_predictor} on {source}")
         result = evaluate_run(out, items, eval_data=source, by=by, console=console)
         console.print(f"evaluation after training: done, error ${result['error']:,.2f}, RMSLE "
                       f"{result['rmsle']:.3f}, hits {result['hits']:.1f}%; in {out}/run_card.md")

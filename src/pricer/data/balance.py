@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 REFERENCE_SIZE = 400_000 + 2_000
+# price bands (dollars) for weighting items at training time: the error-by-band chart's bands
+BANDS = (0, 10, 25, 50, 100, 200, 400, math.inf)
 
 
 @dataclass
@@ -87,3 +89,14 @@ def split(items: list, settings: BalanceSettings) -> tuple[list, list]:
     in_train = {item.text for item in train}
     test = [item for item in sample[n_train:] if item.text not in in_train][:n_test]
     return train, test
+
+
+def band_weights(prices) -> np.ndarray:
+    """A weight per item, 1 / (share of its price band), scaled to mean 1: every band weighs the
+    same however many cheap items a train split holds (`pricer train --balance-prices`, `pricer
+    ensemble --balance-prices`). Curation balances by sampling; this balances by weighting."""
+    prices = np.asarray(prices, dtype=float)
+    band = np.digitize(prices, BANDS[1:-1])
+    counts = np.bincount(band, minlength=len(BANDS) - 1)
+    weights = 1.0 / counts[band]
+    return weights * len(prices) / weights.sum()

@@ -33,3 +33,7 @@ def description(prompt: str, question: str = QUESTION) -> str:
     """The item description inside a prompt (inverse of `test_prompt`)."""
     text = as_test_prompt(prompt, question)
     return text[len(question) + 2 : -len(PRICE_PREFIX) - 2]
+
+
+def format_prompt(prompt_or_text: str, fmt: str = "2024", tokenizer=None) -> str:  # TEMP shim until h2-formats lands
+    return as_test_prompt(prompt_or_text)

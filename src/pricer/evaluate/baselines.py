@@ -50,10 +50,12 @@ def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) 
 
 def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int | None = 250,
                   seed: int = 42, bounds: tuple[float, float] | None = None,
-                  progress=None, on_result=None) -> list[dict]:
+                  progress=None, on_result=None, balance_prices: bool = False) -> list[dict]:
     """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops;
     dnn: RESULTS/models/dnn.safetensors),
     evaluate each on the first `eval_size` test items (None: all) and write its result once.
+    `balance_prices`: the learnt ones weight train items so every price band counts the same
+    (named KIND-balanced).
 
     `progress(kind, stage, done, total)` reports "fitting"/"evaluating" (done/total may be None);
     `on_result(result)` is called after each baseline. Returns the results."""
@@ -71,15 +73,18 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
     report = progress or (lambda *args: None)
     results = []
     for kind in chosen:
-        predictor = make_predictor(kind, seed=seed) if kind != "constant" else make_predictor(kind)
+        learns = kind in KINDS or kind == "dnn"
+        predictor = (make_predictor(kind, seed=seed, balance_prices=balance_prices or None)
+                     if learns else make_predictor(kind, seed=seed) if kind == "random"
+                     else make_predictor(kind))
         fit = None
         if predictor.needs_fit:
             report(kind, "fitting", None, None)
             fit = fit_predictor(predictor, train_items, bounds,
                                 progress=lambda done, total, k=kind: report(k, "fitting", done, total))
-        if kind in KINDS or kind == "dnn":  # the learnt baselines (not random/constant) are kept
+        if learns:  # the learnt baselines (not random/constant) are kept
             suffix = ".safetensors" if kind == "dnn" else ".skops"
-            predictor.save(Path(results_dir) / "models" / f"{kind}{suffix}")
+            predictor.save(Path(results_dir) / "models" / f"{predictor.name}{suffix}")
         report(kind, "evaluating", None, None)
         result = evaluate(predictor, test_items, size=eval_size, results_dir=results_dir,
                           show=False, batch_size=eval_size or len(test_items),

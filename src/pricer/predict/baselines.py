@@ -80,23 +80,18 @@ _SEEN: dict[str, np.ndarray] = {}  # text -> vector, for this process
 
 def embed(texts, progress=None, chunk: int = 256, cache_from: int = 1000) -> np.ndarray:
     """(len(texts), 384) float32 embeddings. Embedding is the slow part (minutes for 14k texts on
-    2 cores), so each text is embedded once per process, and lists of `cache_from` texts or more
-    are also cached on disk by content: the three embedding baselines and reruns share one pass.
+    2 cores), so each text is embedded once per process, and the vectors of lists of `cache_from`
+    texts or more are also cached on disk, keyed by each text's hash: the embedding baselines,
+    reruns and subsets of a split (an ensemble's fit slice) share one pass.
     `progress(done, total)` runs after each chunk."""
-    from pricer.paths import cache_dir
-
     texts = list(texts)
-    path = None
-    if len(texts) >= cache_from:
-        key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:24]
-        path = cache_dir() / "embeddings" / f"minilm-{key}.npy"
-        if path.exists():
-            vectors = np.load(path)
-            _SEEN.update(zip(texts, vectors))
-            if progress:
-                progress(len(texts), len(texts))
-            return vectors
     todo = [t for t in dict.fromkeys(texts) if t not in _SEEN]
+    if len(texts) >= cache_from and todo:
+        on_disk = _disk_cache()
+        for t in todo:
+            if (vector := on_disk.get(_text_key(t))) is not None:
+                _SEEN[t] = vector
+        todo = [t for t in todo if t not in _SEEN]
     for start in range(0, len(todo), chunk):
         part = todo[start:start + chunk]
         vectors = encoder().encode(part, batch_size=64, show_progress_bar=False,
@@ -104,12 +99,44 @@ def embed(texts, progress=None, chunk: int = 256, cache_from: int = 1000) -> np.
         _SEEN.update(zip(part, vectors))
         if progress:
             progress(min(start + chunk, len(todo)), len(todo))
+    if progress and not todo:
+        progress(len(texts), len(texts))
     vectors = (np.stack([_SEEN[t] for t in texts]) if texts
                else np.zeros((0, 384), dtype=np.float32))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, vectors)
+    if len(texts) >= cache_from and todo:
+        _save_disk_cache(todo)
     return vectors
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _cache_folder():
+    from pricer.paths import cache_dir
+
+    return cache_dir() / "embeddings"
+
+
+def _disk_cache() -> dict[str, np.ndarray]:
+    """{text hash: vector} of every file _save_disk_cache wrote."""
+    found = {}
+    for path in sorted(_cache_folder().glob("minilm-*.npz")):
+        try:
+            with np.load(path) as saved:
+                found.update(zip(saved["keys"].tolist(), saved["vectors"]))
+        except (OSError, ValueError, KeyError):
+            continue  # a damaged cache file is only a cache: embed again
+    return found
+
+
+def _save_disk_cache(texts: list[str]) -> None:
+    keys = [_text_key(t) for t in texts]
+    folder = _cache_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256("".join(keys).encode()).hexdigest()[:24]
+    np.savez(folder / f"minilm-{name}.npz", keys=np.array(keys),
+             vectors=np.stack([_SEEN[t] for t in texts]))
 
 
 # ---------------------------------------------------------------------------------- baselines
@@ -146,9 +173,10 @@ class Baseline(Predictor):
     needs_fit = True
     batch_size = 256
 
-    def __init__(self, kind: str, seed: int = 42):
+    def __init__(self, kind: str, seed: int = 42, balance_prices: bool = False):
         self.pipeline = pipeline(kind, seed)
-        self.kind, self.seed, self.name = kind, seed, kind
+        self.kind, self.seed, self.balance_prices = kind, seed, balance_prices
+        self.name = f"{kind}-balanced" if balance_prices else kind
         self.train_size = 0
 
     def fit(self, prompts, prices, progress=None) -> "Baseline":
@@ -159,15 +187,22 @@ class Baseline(Predictor):
         texts = [description(p) for p, _ in pairs]
         if self.kind.startswith("embed"):
             embed(texts, progress)  # the slow part, with progress; the pipeline then reuses it
+        y = np.array([v for _, v in pairs], dtype=float)
+        weights = {}
+        if self.balance_prices:  # every price band weighs the same (pricer.data.balance)
+            from pricer.data.balance import band_weights
+
+            weights = {f"{self.pipeline.steps[-1][0]}__sample_weight": band_weights(y)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LinearSVR convergence notes, all-NaN feature means
-            self.pipeline.fit(texts, np.array([v for _, v in pairs], dtype=float))
+            self.pipeline.fit(texts, y, **weights)
         self.train_size = len(pairs)
         self.needs_fit = False
         return self
 
     def settings(self) -> dict:
-        return {"kind": self.kind, "seed": self.seed, "train_size": self.train_size}
+        return {"kind": self.kind, "seed": self.seed, "train_size": self.train_size,
+                "balance_prices": self.balance_prices}
 
     def predict(self, prompts: list[str]) -> list[float | None]:
         if self.needs_fit:
@@ -187,6 +222,7 @@ class Baseline(Predictor):
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             sio.dump({"format": FORMAT, "kind": self.kind, "seed": self.seed,
+                      "balance_prices": self.balance_prices,
                       "train_size": self.train_size, "pipeline": self.pipeline}, path)
         return path
 
@@ -219,7 +255,8 @@ def load_baseline(path: str | Path) -> Baseline:
         saved = sio.load(path, trusted=TRUSTED)
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("kind") not in KINDS:
         raise PricerError(refused)
-    baseline = Baseline(saved["kind"], seed=int(saved["seed"]))
+    baseline = Baseline(saved["kind"], seed=int(saved["seed"]),
+                        balance_prices=bool(saved.get("balance_prices", False)))
     baseline.pipeline, baseline.train_size = saved["pipeline"], int(saved["train_size"])
     baseline.needs_fit = False
     return baseline

@@ -68,7 +68,8 @@ class DnnPredictor(Predictor):
 
     def __init__(self, blocks: int = 4, width: int = 512, features: int = 5000,
                  epochs: int = 20, patience: int = 3, lr: float = 1e-3, train_batch: int = 128,
-                 dropout: float = 0.2, val_fraction: float = 0.1, seed: int = 42):
+                 dropout: float = 0.2, val_fraction: float = 0.1, seed: int = 42,
+                 balance_prices: bool = False):
         checks = [(blocks >= 0, "blocks must be 0 or more"), (width >= 1, "width must be >= 1"),
                   (features >= 1, "features must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                   (patience >= 1, "patience must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -81,7 +82,9 @@ class DnnPredictor(Predictor):
         self.config = {"blocks": int(blocks), "width": int(width), "features": int(features),
                        "epochs": int(epochs), "patience": int(patience), "lr": float(lr),
                        "train_batch": int(train_batch), "dropout": float(dropout),
-                       "val_fraction": float(val_fraction), "seed": int(seed)}
+                       "val_fraction": float(val_fraction), "seed": int(seed),
+                       "balance_prices": bool(balance_prices)}
+        self.name = "dnn-balanced" if balance_prices else "dnn"
         self.model = None
         self.scale = (0.0, 1.0)  # mean and sd of log(1 + price) on the train prompts
         self.history: list[dict] = []  # per epoch: train and validation loss
@@ -110,27 +113,35 @@ class DnnPredictor(Predictor):
         mean, sd = float(logs[train].mean()), float(logs[train].std()) or 1.0
         self.scale = (mean, sd)
         y = torch.from_numpy(((logs - mean) / sd).astype(np.float32))
+        weights = np.ones(len(pairs))
+        if c["balance_prices"]:  # every price band weighs the same (pricer.data.balance)
+            from pricer.data.balance import band_weights
+
+            weights = band_weights(np.expm1(logs))
+        w = torch.from_numpy(weights.astype(np.float32))
+
+        def loss_fn(guess, truth, weight):  # weighted squared error on standardised log price
+            return ((guess - truth) ** 2 * weight).sum() / weight.sum()
 
         torch.manual_seed(c["seed"])
         model = network(c["features"], c["width"], c["blocks"], c["dropout"])
         optimiser = torch.optim.Adam(model.parameters(), lr=c["lr"])
-        loss_fn = torch.nn.MSELoss()
         order_gen = torch.Generator().manual_seed(c["seed"])
-        x_train, y_train = x[train], y[train]
-        x_val, y_val = x[val], y[val]
+        x_train, y_train, w_train = x[train], y[train], w[train]
+        x_val, y_val, w_val = x[val], y[val], w[val]
         best, best_state, waited, self.history = math.inf, None, 0, []
         for epoch in range(c["epochs"]):
             model.train()
             total = 0.0
             for batch in torch.randperm(len(train), generator=order_gen).split(c["train_batch"]):
                 optimiser.zero_grad()
-                loss = loss_fn(model(x_train[batch]).squeeze(-1), y_train[batch])
+                loss = loss_fn(model(x_train[batch]).squeeze(-1), y_train[batch], w_train[batch])
                 loss.backward()
                 optimiser.step()
                 total += loss.item() * len(batch)
             model.eval()
             with torch.no_grad():
-                val_loss = float(loss_fn(model(x_val).squeeze(-1), y_val))
+                val_loss = float(loss_fn(model(x_val).squeeze(-1), y_val, w_val))
             self.history.append({"epoch": epoch + 1, "train_loss": total / len(train),
                                  "val_loss": val_loss})
             if progress:

@@ -5,7 +5,9 @@
 The weights are non-negative least squares on log price (scipy.optimize.nnls) over the members'
 guesses on a validation slice carved from the TRAIN split (`carve`: a seeded shuffle, the last
 `val_size` items; never the test split). The intercept is free (two non-negative columns, +1 and
--1), so the weights need not sum to 1. On the slice, the blend's squared log error (RMSLE) is at
+-1), so the weights need not sum to 1. With `balance_prices`, each validation item is weighted so
+that every price band counts the same (weighted least squares), for a train split cheaper than
+the items it will price. On the slice, the blend's squared log error (RMSLE) is at
 most the best member's: that member alone (weight 1, intercept 0) is one of the candidates.
 A member without a usable guess for an item counts as a guess of $0 there.
 
@@ -41,13 +43,16 @@ def _logs(guesses) -> np.ndarray:
     return np.log1p([g if g is not None and math.isfinite(g) and g > 0 else 0.0 for g in guesses])
 
 
-def fit_weights(member_guesses: list[list[float | None]], truths: list[float]) -> tuple[list[float], float]:
-    """(weights >= 0, intercept) minimising the squared error of the blend on log(1 + price)."""
+def fit_weights(member_guesses: list[list[float | None]], truths: list[float],
+                sample_weight=None) -> tuple[list[float], float]:
+    """(weights >= 0, intercept) minimising the (item-weighted) squared error of the blend on
+    log(1 + price)."""
     from scipy.optimize import nnls
 
     x = np.column_stack([_logs(g) for g in member_guesses])
     ones = np.ones((len(truths), 1))
-    solution, _ = nnls(np.hstack([x, ones, -ones]), np.log1p(truths))
+    rows = np.sqrt(np.ones(len(truths)) if sample_weight is None else np.asarray(sample_weight))
+    solution, _ = nnls(np.hstack([x, ones, -ones]) * rows[:, None], np.log1p(truths) * rows)
     return [float(w) for w in solution[:-2]], float(solution[-2] - solution[-1])
 
 
@@ -134,7 +139,7 @@ def parse_member(spec: str) -> dict:
 
 def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size: int = 500,
                  seed: int = 42, bounds: tuple[float, float] | None = None,
-                 progress=None) -> tuple[EnsemblePredictor, dict]:
+                 progress=None, balance_prices: bool = False) -> tuple[EnsemblePredictor, dict]:
     """Carve a validation slice from `train_items`, fit the members that learn on the rest (saved
     beside `out`, in OUT_STEM-members/), predict the slice with every member, fit the weights and
     save the ensemble as JSON at `out`. `progress(member, stage)` reports each step.
@@ -173,7 +178,13 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         predictors.append(predictor)
         members.append(member)
         guesses.append(predictor.predict(val_prompts))
-    weights, intercept = fit_weights(guesses, val_prices)
+    if balance_prices:  # every price band of the slice counts the same (train/head.py's weights)
+        from pricer.data.balance import band_weights
+
+        row_weights = band_weights(np.asarray(val_prices, dtype=float))
+    else:
+        row_weights = None
+    weights, intercept = fit_weights(guesses, val_prices, row_weights)
     ensemble = EnsemblePredictor(members, predictors, weights, intercept)
     blend = ensemble.predict(val_prompts)
 
@@ -182,7 +193,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         return {"error": s["error"], "rmsle": s["rmsle"], "hits": s["hits"]}
 
     found = {"validation": {"items": len(val_prompts), "seed": seed, "val_size": val_size,
-                            "fit_items": len(fit_items),
+                            "fit_items": len(fit_items), "balance_prices": balance_prices,
                             "members": [summary(g) for g in guesses], "ensemble": summary(blend)},
              "method": "non-negative least squares on log(1 + price), free intercept (scipy nnls)"}
     ensemble.save(out, extra=found)

@@ -3,7 +3,8 @@
 constant, random, guesses: simple.py; baseline (a saved one, path=) and the baseline kinds
 (features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on a train split): baselines.py;
 dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safetensors): dnn.py;
-ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
+ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py);
+head: a run trained with --head regression (head.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -66,12 +67,12 @@ def ensemble(path: Path | None = None):
 
 def dnn(blocks: int = 4, width: int = 512, features: int = 5000, epochs: int = 20,
         patience: int = 3, lr: float = 1e-3, train_batch: int = 128, dropout: float = 0.2,
-        val_fraction: float = 0.1, seed: int = 42):
+        val_fraction: float = 0.1, seed: int = 42, balance_prices: bool = False):
     from pricer.predict.dnn import DnnPredictor
 
     return DnnPredictor(blocks=blocks, width=width, features=features, epochs=epochs,
                         patience=patience, lr=lr, train_batch=train_batch, dropout=dropout,
-                        val_fraction=val_fraction, seed=seed)
+                        val_fraction=val_fraction, seed=seed, balance_prices=balance_prices)
 
 
 def frontier(api_model: str | None = None, model: str | None = None, base_url: str | None = None,
@@ -113,18 +114,26 @@ def _llm(method: str):
     return factory
 
 
+def head(model: str = "default", adapter: str | None = None, precision: str = "auto",
+         device: str | None = None, batch_size: int = 32, name: str | None = None):
+    from pricer.predict.head import load_head_predictor
+
+    return load_head_predictor(model=model, adapter=adapter, precision=precision, device=device,
+                               batch_size=batch_size, name=name)
+
+
 def _baseline_kind(kind: str):
-    def factory(seed: int = 42):
+    def factory(seed: int = 42, balance_prices: bool = False):
         from pricer.predict.baselines import Baseline
 
-        return Baseline(kind, seed=seed)
+        return Baseline(kind, seed=seed, balance_prices=balance_prices)
 
     return factory
 
 
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
-    "frontier": frontier, "dnn": dnn, "ensemble": ensemble,
+    "frontier": frontier, "dnn": dnn, "ensemble": ensemble, "head": head,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }

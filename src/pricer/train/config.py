@@ -18,8 +18,9 @@ from pricer.models.precision import PRECISIONS
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 REPORT_TO = ("tensorboard", "wandb", "none")
-EVAL_PREDICTORS = ("greedy", "topk", "expected")  # the LLM predictors that can read an adapter
-CONFIGS = ("reference", "demo", "amazon")  # shipped with the package (pricer/configs/NAME.yaml)
+EVAL_PREDICTORS = ("auto", "greedy", "topk", "expected", "head")  # predictors that read a run
+HEADS = ("none", "regression")
+CONFIGS = ("reference", "demo", "amazon", "amazon-head")  # shipped with the package (pricer/configs/NAME.yaml)
 
 
 def option(default, help: str, **kwargs):
@@ -37,6 +38,9 @@ class TrainConfig:
     data: str | None = option(None, "Saved data set folder (train split) or .jsonl/.csv/.parquet with text and price.")
     out: str = option("runs/train", "Output folder: checkpoints, adapter, run card.")
     max_items: int | None = option(None, "Use only the first N training items (default: all).")
+    holdout: int = option(0, "Leave out the validation slice of `pricer ensemble --val-size N` "
+                          "(the same seeded carve, with --seed as the ensemble's --seed), so "
+                          "this run can be an ensemble member.")
     # LoRA / QLoRA
     lora_r: int = option(32, "LoRA rank.")
     lora_alpha: int = option(64, "LoRA alpha (scaling = alpha / r).")
@@ -61,6 +65,20 @@ class TrainConfig:
     group_by_length: bool = option(True, "Batch items of similar length together.")
     gradient_checkpointing: str | bool = option("auto", "auto | true | false (auto: on for 4/8-bit).")
     fast_path: str | bool = option("auto", "LM head and loss only at the labelled (price) tokens: auto | true | false (auto: where the model allows; same loss).")
+    # the regression head (models/head.py): no vocabulary projection, a price from hidden states
+    head: str = option("none", "none: learn to write the price | regression: a small MLP on the "
+                       "last token's hidden states learns log price (no vocabulary projection).")
+    head_layers: int = option(1, "Regression head: read this many top layers.")
+    head_pooling: str = option("both", "Regression head: last (the last token's state) | mean (over "
+                               "the prompt's tokens) | both (concatenated).")
+    head_width: int = option(256, "Regression head: hidden width of its MLP.")
+    head_learning_rate: float = option(1e-3, "Regression head: learning rate of the MLP (LoRA uses --learning-rate).")
+    num_layers: int | None = option(None, "Regression head: run only the first N decoder layers "
+                                    "(the head reads layer N; default: all).")
+    lora_layers: int | None = option(None, "LoRA only on the top N layers: the backward pass stops "
+                                     "there (default: every layer).")
+    balance_prices: bool = option(False, "Regression head: weight items so that every price band "
+                                  "($0-10, 10-25, 25-50, 50-100, 100-200, 200-400, 400+) counts the same.")
     seed: int = option(42, "Random seed (weights of LoRA, data order).")
     threads: int | None = option(None, "torch CPU threads (default: torch's choice).")
     # checkpoints and logs
@@ -73,7 +91,8 @@ class TrainConfig:
     eval: bool = option(True, "Evaluate the adapter on test items after training.")
     eval_data: str | None = option(None, "Items to evaluate on (default: the data set's test split).")
     eval_size: int = option(250, "Evaluate on the first N test items.")
-    eval_predictor: str = option("greedy", "How to read the price after training: greedy | topk | expected.")
+    eval_predictor: str = option("auto", "How to read the price after training: greedy | topk | "
+                                 "expected | head (auto: head for a regression-head run, else greedy).")
     results_dir: str = option("results", "Folder of result JSONs and charts.")
 
     def to_dict(self) -> dict:
@@ -145,6 +164,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.logging_steps > 0, "logging_steps must be > 0"),
         (config.eval_size > 0, "eval_size must be > 0"),
         (config.max_items is None or config.max_items > 0, "max_items must be > 0"),
+        (config.holdout >= 0, "holdout must be >= 0"),
         (config.threads is None or config.threads > 0, "threads must be > 0"),
         (config.max_minutes is None or config.max_minutes > 0, "max_minutes must be > 0"),
         (config.max_steps == -1 or config.max_steps > 0, "max_steps must be > 0 (or -1: use epochs)"),
@@ -153,6 +173,20 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.report_to in REPORT_TO, f"report_to must be one of {', '.join(REPORT_TO)}"),
         (config.eval_predictor in EVAL_PREDICTORS,
          f"eval_predictor must be one of {', '.join(EVAL_PREDICTORS)}"),
+        (config.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+        (config.head_layers > 0, "head_layers must be > 0"),
+        (config.head_width > 0, "head_width must be > 0"),
+        (config.head_pooling in ("last", "mean", "both"), "head_pooling must be last, mean or both"),
+        (config.head_learning_rate > 0, "head_learning_rate must be > 0"),
+        (config.num_layers is None or config.num_layers > 0, "num_layers must be > 0"),
+        (config.lora_layers is None or config.lora_layers > 0, "lora_layers must be > 0"),
+        (config.head == "regression" or (config.num_layers is None and not config.balance_prices),
+         "num_layers and balance_prices need --head regression (an LM head after fewer "
+         "layers would write nonsense)"),
+        ((config.head == "regression") == (config.eval_predictor in ("auto", "head"))
+         or config.eval_predictor == "auto",
+         "a --head regression run is read by eval_predictor head; greedy/topk/expected read a "
+         "run that learned to write the price"),
     ]
     for ok, message in checks:
         if not ok:
@@ -211,8 +245,11 @@ def resolve(config: TrainConfig, device: str | None = None) -> TrainConfig:
     optim = config.optim
     if optim == "auto":
         optim = "paged_adamw_32bit" if gpu else "adamw_torch"
+    reader = config.eval_predictor
+    if reader == "auto":
+        reader = "head" if config.head == "regression" else "greedy"
     checkpointing = config.gradient_checkpointing
     if checkpointing == "auto":
         checkpointing = settled.quantized  # 4/8-bit: GPU memory first, as the reference
-    return dataclasses.replace(config, precision=settled.name, optim=optim,
+    return dataclasses.replace(config, precision=settled.name, optim=optim, eval_predictor=reader,
                                bf16=settled.autocast_bf16, gradient_checkpointing=checkpointing)

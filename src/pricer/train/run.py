@@ -82,20 +82,29 @@ def _for_installed_transformers(kwargs: dict, config_class) -> dict:
     return kwargs
 
 
-def lora_config(config: TrainConfig):
+def lora_config(config: TrainConfig, layers: int | None = None):
+    """The run's LoRA; with `lora_layers`, only on the top ones of the model's `layers` (the
+    layers it runs: num_layers, else all)."""
     from peft import LoraConfig
 
+    top = None
+    if config.lora_layers:
+        if config.lora_layers > layers:
+            raise PricerError(f"lora_layers {config.lora_layers}: the model runs only {layers} layers")
+        top = list(range(layers - config.lora_layers, layers))
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=config.target_modules,
-                      bias="none", task_type="CAUSAL_LM")
+                      layers_to_transform=top, bias="none", task_type="CAUSAL_LM")
 
 
 def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device: str | None = None,
-                  callbacks: Sequence = (), **args):
+                  callbacks: Sequence = (), head_stats: tuple[float, float] = (0.0, 1.0), **args):
     """The SFTTrainer of a resolved `config`: LoRA (QLoRA at 4/8-bit) on `model` (default: the
     base model freshly loaded for training), trained on `dataset` (prompt/completion, or
     pre-tokenised input_ids/completion_mask). `args` override SFTConfig fields. The fast path
-    (train/fast.py: LM head and loss only at the labelled tokens) is used where it applies."""
+    (train/fast.py: LM head and loss only at the labelled tokens) is used where it applies.
+    With `head: regression`, a HeadTrainer instead (train/head.py; `dataset` from
+    build_head_dataset, `head_stats` its log-price mean and std)."""
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
@@ -107,13 +116,22 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
         # repacked weights and would get no LoRA gradients (models/quant.py)
         model, _ = load_model(config.model, precision=config.precision, for_training=True,
                               device=device)
+    layers = config.num_layers or model.config.get_text_config().num_hidden_layers
+    if config.head == "regression":
+        from pricer.train.head import build_head_trainer
+
+        trainer = build_head_trainer(config, tokenizer, dataset, model, *head_stats,
+                                     lora=lora_config(config, layers),
+                                     args=sft_config(config, **args), callbacks=[*callbacks])
+        trainer.remove_callback(PrinterCallback)
+        return trainer
     use_fast = fast.applies(model) if config.fast_path == "auto" else config.fast_path
     if use_fast and not fast.applies(model):
         raise PricerError(f"fast_path: {config.model} transforms its logits or is a mixture of "
                           "experts; use --fast-path auto or false")
     try:
         trainer = (fast.FastSFTTrainer if use_fast else SFTTrainer)(model=model, args=sft_config(config, **args), train_dataset=dataset,
-                             processing_class=tokenizer, peft_config=lora_config(config),
+                             processing_class=tokenizer, peft_config=lora_config(config, layers),
                              callbacks=list(callbacks))
     except ValueError as e:
         if "Target module" not in str(e):
@@ -238,8 +256,21 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         torch.set_num_threads(config.threads)
 
     tokenizer = load_tokenizer(config.model)
-    items = load_train_items(config.data, items_needed(config, state.num_processes))
-    data = build_dataset(items, tokenizer, config.max_length)
+    needed = items_needed(config, state.num_processes)
+    items = load_train_items(config.data, None if config.holdout else needed)
+    if config.holdout:  # the ensemble's validation slice stays unseen
+        from pricer.predict.ensemble import carve
+
+        items = carve(items, config.holdout, config.seed)[0][:needed]
+    if config.head == "regression":
+        from pricer.train.head import build_head_dataset
+
+        data = build_head_dataset(items, tokenizer, config.max_length,
+                                  getattr(config, "prompt_format", "2024"), config.balance_prices)
+        head_stats = (data.log_mean, data.log_std)
+    else:
+        data = build_dataset(items, tokenizer, config.max_length)
+        head_stats = (0.0, 1.0)
     say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
         f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
     checkpoint, broken = resume_point(config, data.fingerprint) if resume else (None, [])
@@ -249,7 +280,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     created = not out.exists()
     try:  # every setting is checked here, before anything is written into --out
         trainer = build_trainer(config, tokenizer, data.dataset, device=device,
-                                callbacks=[clock, *callbacks],
+                                callbacks=[clock, *callbacks], head_stats=head_stats,
                                 logging_steps=min(config.logging_steps, max(1, steps // 4)))
     except BaseException:
         if created and main:

@@ -1,0 +1,148 @@
+"""`--head regression`: LoRA + an MLP on the last token's hidden states, trained on log price;
+the `head` predictor reads it. On a tiny Llama (real SmolLM2 tokenizer) and real Amazon items."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from clirun import assert_bad_input, assert_ok, pricer
+
+DATA = "../shared/data/amazon-pricer"
+
+
+@pytest.fixture(scope="module")
+def items_file(tmp_path_factory):
+    rows = [json.loads(line) for line in open(f"{DATA}/train.jsonl")][:24]
+    path = tmp_path_factory.mktemp("head") / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def head_run(tmp_path_factory, tiny_llama, items_file):
+    """A regression-head run: 3 epochs over 24 real items, LoRA on the top layer only."""
+    out = tmp_path_factory.mktemp("run") / "head"
+    from transformers import LlamaForCausalLM
+
+    calls = []
+    original = LlamaForCausalLM.forward
+    # the causal LM's own forward (which applies lm_head) must never run in head training
+    LlamaForCausalLM.forward = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        result = pricer("train", "--model", str(tiny_llama), "--data", str(items_file),
+                        "--out", str(out), "--head", "regression", "--lora-layers", "1",
+                        "--head-layers", "2", "--max-length", "64", "--batch-size", "8",
+                        "--epochs", "6", "--learning-rate", "5e-3", "--head-learning-rate",
+                        "1e-2", "--lr-scheduler", "constant", "--warmup-ratio", "0",
+                        "--logging-steps", "1", "--report-to", "none", "--no-eval")
+    finally:
+        LlamaForCausalLM.forward = original
+    assert_ok(result)
+    return out, calls
+
+
+def test_head_training_loss_falls_and_never_projects_the_vocabulary(head_run):
+    out, causal_lm_forwards = head_run
+    card = json.loads((out / "run_card.json").read_text())
+    losses = card["losses"]
+    assert len(losses) == 18
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+    assert causal_lm_forwards == []  # only the decoder ran: no logits, no vocabulary projection
+    saved = json.loads((out / "head_config.json").read_text())
+    assert saved["head_layers"] == 2 and saved["max_length"] == 64
+    prices = [json.loads(line)["price"] for line in open(f"{DATA}/train.jsonl")][:24]
+    assert saved["log_mean"] == pytest.approx(np.log1p(prices).mean())
+    head = load_file(str(out / "head.safetensors"))
+    assert head["net.1.weight"].shape == (256, 2 * 2 * 64)  # 2 layers x (last, mean) x hidden 64
+
+
+def test_lora_only_on_the_top_layers(head_run):
+    out, _ = head_run
+    keys = load_file(str(out / "adapter_model.safetensors")).keys()
+    layers = {int(k.split(".layers.")[1].split(".")[0]) for k in keys}
+    assert layers == {1}  # the tiny Llama has layers 0 and 1; --lora-layers 1
+
+
+def test_head_predictor_prices_real_items_finite_and_positive(head_run, tiny_llama):
+    from pricer.predict.registry import make_predictor
+
+    out, _ = head_run
+    predictor = make_predictor("head", model=str(tiny_llama), adapter=str(out))
+    texts = [json.loads(line)["text"] for line in open(f"{DATA}/test.jsonl")][:10]
+    from pricer.data.prompts import test_prompt
+
+    prices = predictor.predict([test_prompt(t) for t in texts])
+    assert len(prices) == 10 and all(math.isfinite(p) and p > 0 for p in prices)
+    assert len(set(round(p, 6) for p in prices)) > 1  # it reads the items, not a constant
+    # order-independent: batching sorts by length; a single item gets the same price
+    alone = predictor.predict([test_prompt(texts[3])])[0]
+    assert alone == pytest.approx(prices[3], rel=1e-4)
+    assert predictor.settings()["head_layers"] == 2
+
+
+def test_head_run_evaluates_with_pricer_eval(head_run, tiny_llama, tmp_path):
+    out, _ = head_run
+    result = pricer("eval", "--predictor", "head", "--model", str(tiny_llama), "--adapter", str(out),
+                    "--data", f"{DATA}/test.jsonl", "--eval-size", "5", "--results", str(tmp_path),
+                    "--json")
+    assert_ok(result)
+    scored = json.loads(result.stdout)
+    assert scored["n"] == 5 and scored["error"] > 0
+
+
+def test_num_layers_cuts_the_model_and_the_predictor_follows(tiny_llama, items_file, tmp_path):
+    out = tmp_path / "cut"
+    result = pricer("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
+                    str(out), "--head", "regression", "--num-layers", "1", "--max-steps", "2",
+                    "--batch-size", "4", "--max-length", "48", "--report-to", "none", "--no-eval")
+    assert_ok(result)
+    assert json.loads((out / "head_config.json").read_text())["num_layers"] == 1
+    keys = load_file(str(out / "adapter_model.safetensors")).keys()
+    assert {int(k.split(".layers.")[1].split(".")[0]) for k in keys} == {0}
+    from pricer.predict.registry import make_predictor
+
+    predictor = make_predictor("head", model=str(tiny_llama), adapter=str(out))
+    assert len(predictor.model.get_decoder().layers) == 1
+    assert predictor.predict(["A 12-pack of AA batteries"])[0] > 0
+
+
+def test_band_weights_make_every_price_band_count_the_same():
+    from pricer.data.balance import band_weights
+
+    prices = np.array([1, 2, 3, 5, 8, 9, 15, 150, 700.0])
+    w = band_weights(prices)
+    assert w.mean() == pytest.approx(1.0)
+    totals = [w[(prices >= lo) & (prices < hi)].sum() for lo, hi in
+              [(0, 10), (10, 25), (100, 200), (400, 1e9)]]
+    assert totals == pytest.approx([totals[0]] * 4)
+
+
+def test_prompt_ids_fit_max_length_and_keep_question_and_prefix(default_model_dir):
+    from transformers import AutoTokenizer
+
+    from pricer.data.prompts import PRICE_PREFIX, QUESTION, test_prompt
+    from pricer.models.head import prompt_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
+    text = json.loads(open(f"{DATA}/test.jsonl").readline())["text"]
+    ids, short = prompt_ids(tokenizer, test_prompt(text), 64)
+    decoded = tokenizer.decode(ids)
+    assert len(ids) <= 64 and short
+    assert decoded.startswith(QUESTION) and decoded.endswith(PRICE_PREFIX)
+    long_ids, long_short = prompt_ids(tokenizer, test_prompt(text), 2048)
+    assert not long_short and tokenizer.decode(long_ids).count(text.split("\n")[0]) == 1
+
+
+def test_head_settings_are_checked_before_any_work(tiny_llama, items_file, tmp_path):
+    common = ("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
+              str(tmp_path / "x"), "--report-to", "none")
+    assert_bad_input(pricer(*common, "--head", "regression", "--eval-predictor", "greedy"),
+                     "eval_predictor head")
+    assert_bad_input(pricer(*common, "--num-layers", "1"), "--head regression")
+    assert_bad_input(pricer(*common, "--head", "linear"), "head must be one of")
+    assert_bad_input(pricer(*common, "--head", "regression", "--lora-layers", "5", "--max-steps", "1"),
+                     "lora_layers 5")
+    assert not (tmp_path / "x").exists()
