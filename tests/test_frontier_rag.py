@@ -50,6 +50,11 @@ def test_near_duplicate_ranks_first_and_the_item_itself_is_never_retrieved(train
     # the exact text of an indexed item: it is left out (its price would leak), k others remain
     for j, found in zip(probes, index.search([train[j].prompt for j in probes], k=5)):
         assert len(found) == 5 and train[j].id not in [f["id"] for f in found]
+    # nor with other spacing; and k beyond the others gives all the others
+    spaced = "  " + description(train[0].prompt).replace(" ", "  ") + "\n"
+    others = {i.id for i in train[1:]}
+    assert {f["id"] for f in index.search([spaced], k=TRAIN_SIZE)[0]} == others
+    assert {f["id"] for f in index.search([train[0].prompt], k=TRAIN_SIZE + 3)[0]} == others
     # semantics, not words: the other fender flares are the nearest to the RDJ fender flares
     flares = next(i for i in train if i.id == "official-1002")
     assert index.search([flares.prompt], k=1)[0][0]["id"] == "official-1021"

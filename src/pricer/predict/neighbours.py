@@ -1,10 +1,10 @@
 """The most similar training items to a description: all-MiniLM-L6-v2 embeddings (the same
 `embed` as the embedding baselines) and cosine similarity, top k. A brute-force numpy dot
-product: 14k x 384 floats answers in about a millisecond, so no vector index library (faiss,
+product: 14k x 384 floats answers in about 2 ms a query, so no vector index library (faiss,
 chromadb) earns its place here.
 
-An indexed item whose description is exactly the query's (after trimming spaces) is never
-returned: it is the query itself, and as a neighbour it would hand over its own price.
+An indexed item whose description is exactly the query's (spacing aside) is never returned: it
+is the query itself, and as a neighbour it would hand over its own price.
 
 Saved as a folder that loads without running code (no pickle): `vectors.npy` (float32, one
 unit-length row per item) and `items.json` (format, encoder, and per item its id, description,
@@ -34,11 +34,11 @@ class Neighbours:
         from pricer.predict.baselines import embed
 
         self.items = list(items)
-        self.texts = [description(i.prompt).strip() for i in self.items]
+        self.texts = [description(i.prompt) for i in self.items]  # as the baselines embed them
         self.vectors = _unit(embed(self.texts, progress=progress) if vectors is None else vectors)
         self._same: dict[str, list[int]] = {}  # description -> the rows holding exactly it
         for row, text in enumerate(self.texts):
-            self._same.setdefault(text, []).append(row)
+            self._same.setdefault(_key(text), []).append(row)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -52,12 +52,13 @@ class Neighbours:
             raise PricerError(f"k must be at least 1, got {k}")
         if not self.items or not texts:
             return [[] for _ in texts]
-        queries = [description(t).strip() for t in texts]
+        queries = [description(t) for t in texts]
         scores = _unit(embed(queries)) @ self.vectors.T
         found = []
         for query, row in zip(queries, scores):
-            row[self._same.get(query, [])] = -np.inf
-            top_k = min(k, len(self.items) - len(self._same.get(query, [])))
+            same = self._same.get(_key(query), [])
+            row[same] = -np.inf
+            top_k = min(k, len(self.items) - len(same))
             if top_k < 1:
                 found.append([])
                 continue
@@ -110,6 +111,10 @@ def load_neighbours(folder: str | Path) -> Neighbours:
     except (KeyError, TypeError, ValueError) as e:
         raise PricerError(f"{folder / ITEMS}: an item lacks its id, text or price ({e})") from None
     return Neighbours(items, vectors=vectors)
+
+
+def _key(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ def rag_messages(prompt: str, similar: list[tuple[str, float]]) -> list[dict]:
     system, user, prefill = messages_for(prompt)
     if not similar:
         return [system, user, prefill]
-    context = "".join(f"Potentially related product:\n{text}\nPrice is ${price:.2f}\n\n"
+    context = "".join(f"Potentially related product:\n{text.strip()}\nPrice is ${price:.2f}\n\n"
                       for text, price in similar)
     content = f"{CONTEXT}\n\n{context}{QUESTION_INTRO}\n\n{user['content']}"
     return [system, {"role": "user", "content": content}, prefill]
