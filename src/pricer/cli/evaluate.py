@@ -59,7 +59,7 @@ def eval_command(
     data: Annotated[str, typer.Option(help="Test data: a .jsonl/.csv/.parquet file with text and "
                                            "price, or a saved data set folder (its test split).")],
     predictor: Annotated[str, typer.Option(help="constant, random, guesses, baseline, frontier, "
-                                                "greedy, topk, expected, ensemble, or a baseline "
+                                                "frontier-rag, greedy, topk, expected, ensemble, or a baseline "
                                                 "kind (features-lr, bow-lr, embed-lr, embed-svr, "
                                                 "embed-rf, dnn).")],
     eval_size: Annotated[str, typer.Option("--eval-size", "--size",
@@ -77,7 +77,8 @@ def eval_command(
     guesses: Annotated[Optional[Path], typer.Option(help="guesses: CSV with id,guess.")] = None,
     path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops, or "
                                                              "dnn .safetensors); ensemble: its weights "
-                                                             "JSON.")] = None,
+                                                             "JSON; frontier-rag: its index folder "
+                                                             "(made there by the fit when absent).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
     adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, 8bit, 4bit.")] = None,

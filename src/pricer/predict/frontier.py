@@ -49,9 +49,9 @@ class FrontierPredictor(Predictor):
         from openai import OpenAI
 
         if not model:
-            raise PricerError("frontier: give the model name (--api-model)")
+            raise PricerError(f"{self.name}: give the model name (--api-model)")
         if timeout <= 0 or max_retries < 0 or workers < 1:
-            raise PricerError("frontier: timeout must be > 0, max_retries >= 0, workers >= 1")
+            raise PricerError(f"{self.name}: timeout must be > 0, max_retries >= 0, workers >= 1")
         self.model, self.seed, self.max_tokens = model, seed, max_tokens
         self.base_url = (base_url or os.environ.get("PRICER_BASE_URL")
                          or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -71,10 +71,10 @@ class FrontierPredictor(Predictor):
         return {"model": self.model, "base_url": self.redact(self.base_url), "seed": self.seed,
                 "max_tokens": self.max_tokens, "system": SYSTEM, "prefill": PRICE_PREFIX}
 
-    def _create(self, prompt: str):
+    def _create(self, messages: list[dict]):
         import openai
 
-        request = dict(model=self.model, messages=messages_for(prompt), seed=self.seed,
+        request = dict(model=self.model, messages=messages, seed=self.seed,
                        max_tokens=self.max_tokens)
         if not self._reached.is_set():  # first contact: no retries if nobody answers at all
             try:
@@ -92,12 +92,17 @@ class FrontierPredictor(Predictor):
                     raise
         return self.client.chat.completions.create(**request)
 
-    def predict_one(self, prompt: str) -> float | None:
+    def conversations(self, prompts: list[str]) -> list[list[dict]]:
+        """The chat messages sent for each prompt (`frontier-rag` adds similar items)."""
+        return [messages_for(p) for p in prompts]
+
+    def ask(self, messages: list[dict]) -> float | None:
+        """One chat request; the price read from the reply."""
         import openai
 
         where = self.redact(self.base_url)
         try:
-            reply = self._create(prompt)
+            reply = self._create(messages)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
             raise PricerError(f"{where}: the API refused the key ({e.status_code}); set "
                               "PRICER_API_KEY or OPENAI_API_KEY") from None
@@ -118,10 +123,14 @@ class FrontierPredictor(Predictor):
             raise RuntimeError(self.redact(f"unexpected API reply: {reply}")[:300]) from None
         return extract_price(text)
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        if self.workers <= 1 or len(prompts) <= 1:
-            return [self.predict_one(p) for p in prompts]
+    def ask_all(self, conversations: list[list[dict]]) -> list[float | None]:
+        """`ask` each conversation, `workers` at a time once the API has answered."""
+        if self.workers <= 1 or len(conversations) <= 1:
+            return [self.ask(c) for c in conversations]
         if not self._reached.is_set():  # find out once, alone, whether the API answers at all
-            return [self.predict_one(prompts[0])] + self.predict(prompts[1:])
+            return [self.ask(conversations[0])] + self.ask_all(conversations[1:])
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self.predict_one, prompts))
+            return list(pool.map(self.ask, conversations))
+
+    def predict(self, prompts: list[str]) -> list[float | None]:
+        return self.ask_all(self.conversations(prompts))

@@ -3,8 +3,10 @@
 constant, random, guesses: simple.py; baseline (a saved one, path=) and the baseline kinds
 (features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on a train split): baselines.py;
 dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safetensors): dnn.py;
-ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py);
-head: a run trained with --head regression (head.py).
+ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py;
+frontier-rag (frontier + the k most similar train items; path= a saved index): rag.py;
+greedy, topk, expected: the local LLM (llm.py); head: a run trained with --head regression
+(head.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -85,6 +87,17 @@ def frontier(api_model: str | None = None, model: str | None = None, base_url: s
                              workers=workers)
 
 
+def frontier_rag(api_model: str | None = None, model: str | None = None,
+                 base_url: str | None = None, api_key: str | None = None, k: int = 5,
+                 path: Path | None = None, seed: int = 42, max_tokens: int = 5,
+                 timeout: float = 60.0, max_retries: int = 5, workers: int = 4):
+    from pricer.predict.rag import RagPredictor
+
+    return RagPredictor(api_model or model, k=k, path=path, base_url=base_url, api_key=api_key,
+                        seed=seed, max_tokens=max_tokens, timeout=timeout,
+                        max_retries=max_retries, workers=workers)
+
+
 METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),
                   "expected": ("branches", "max_int_digits", "max_decimals", "min_prob")}
 
@@ -133,7 +146,8 @@ def _baseline_kind(kind: str):
 
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
-    "frontier": frontier, "dnn": dnn, "ensemble": ensemble, "head": head,
+    "frontier": frontier, "frontier-rag": frontier_rag, "dnn": dnn, "ensemble": ensemble,
+    "head": head,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }
