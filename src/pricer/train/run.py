@@ -239,7 +239,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
 
     tokenizer = load_tokenizer(config.model)
     items = load_train_items(config.data, items_needed(config, state.num_processes))
-    data = build_dataset(items, tokenizer, config.max_length)
+    data = build_dataset(items, tokenizer, config.max_length, config.prompt_format)
     say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
         f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
     checkpoint, broken = resume_point(config, data.fingerprint) if resume else (None, [])
