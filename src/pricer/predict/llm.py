@@ -100,7 +100,8 @@ class LLMPredictor(Predictor):
     def __init__(self, model, tokenizer, method: str = "greedy", batch_size: int = 16,
                  max_new_tokens: int | None = None, top_k: int = 3, branches: int = 8,
                  max_int_digits: int = 5, max_decimals: int = 0, min_prob: float = 1e-4,
-                 name: str | None = None, info: dict | None = None):
+                 prompt_format: str = DEFAULT_FORMAT, name: str | None = None,
+                 info: dict | None = None):
         import torch
 
         if method not in METHODS:
