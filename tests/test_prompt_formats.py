@@ -232,3 +232,21 @@ def test_a_training_run_records_its_format_for_the_predictors(tiny_llama, tmp_pa
                      "--prompt-format", "2025", "--max-length", "128"))
     assert "prompt_format: '2025'" in (out / "train_config.yaml").read_text()
     assert adapter_prompt_format(out) == "2025"
+
+
+def test_a_run_written_before_prompt_formats_still_resumes(tmp_path):
+    """An older run's train_config.yaml has no prompt_format: it was a 2024 run, so resuming
+    it with the default is the same run, and with 2025 a different one."""
+    from pricer.train.config import load_config
+    from pricer.train.run import CONFIG_FILE, FINGERPRINT_FILE, resume_point
+
+    config = load_config(None, {"out": str(tmp_path), "data": "x.jsonl"})
+    old = "\n".join(line for line in config.to_yaml().splitlines()
+                    if not line.startswith("prompt_format"))
+    (tmp_path / CONFIG_FILE).write_text(old + "\n")
+    (tmp_path / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": "abc"}))
+    with pytest.raises(PricerError, match="no complete checkpoint"):  # past the same-run check
+        resume_point(config, "abc")
+    with pytest.raises(PricerError, match=r"different run \(prompt_format differ\)"):
+        resume_point(load_config(None, {"out": str(tmp_path), "data": "x.jsonl",
+                                        "prompt_format": "2025"}), "abc")

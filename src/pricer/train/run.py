@@ -167,6 +167,7 @@ def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]
     out = Path(config.out)
     saved = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
     now = config.to_dict()
+    saved = TrainConfig().to_dict() | saved  # a key added since (prompt_format): its default
     differ = [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
     saved_print = json.loads((out / FINGERPRINT_FILE).read_text()).get("fingerprint") \
         if (out / FINGERPRINT_FILE).exists() else None
