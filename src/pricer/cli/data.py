@@ -51,6 +51,9 @@ def data(
     min_chars: Annotated[int, typer.Option(help="Contents must be longer than this.")] = 300,
     min_tokens: Annotated[int, typer.Option(help="Text must have more tokens than this.")] = 150,
     max_tokens: Annotated[int, typer.Option(help="Text is cut to this many tokens.")] = 160,
+    prompt_format: Annotated[str, typer.Option(
+        help="Prompt format of the saved prompts: 2024 (the reference's question) or 2025 "
+        "(the 2025 course's question, description cut to 110 tokens).")] = "2024",
     model: Annotated[str, typer.Option(
         help="Base model whose tokenizer counts tokens ('default', a folder or a Hub id).")
     ] = "default",
@@ -63,12 +66,16 @@ def data(
     rule, balancing, train/test split. Writes a DatasetDict and OUT/report.json."""
     from pricer.data import balance as balancing
     from pricer.data import pipeline, store
+    from pricer.data.prompts import prompt_format as check_format
     from pricer.data.report import show
 
     if (train_size or 0) < 0 or (test_size or 0) < 0:
         raise PricerError("--train-size and --test-size must be >= 0")
     if demo and (inputs or hub):
         raise PricerError("--demo builds its own data; leave out --input/--hub")
+    check_format(prompt_format)
+    if demo and prompt_format != "2024":
+        raise PricerError("--demo writes the 2024 prompt format; leave out --prompt-format")
     if not demo and not inputs and not hub:
         raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
     if (min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1
@@ -100,7 +107,8 @@ def data(
                 category=category, balance=sizes, workers=workers, chunk_size=chunk_size,
                 overwrite=overwrite, progress=bar.update,
                 overrides=dict(min_price=min_price, max_price=max_price, min_chars=min_chars,
-                               min_tokens=min_tokens, max_tokens=max_tokens))
+                               min_tokens=min_tokens, max_tokens=max_tokens,
+                               prompt_format=prompt_format))
     show(report, console)
     _finish(report, Path(report["out"]), push_to_hub)
 

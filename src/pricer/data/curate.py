@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 
-from pricer.data.prompts import QUESTION
+from pricer.data.prompts import DEFAULT_FORMAT
 
 DROP_REASONS = ("bad_encoding", "bad_json", "bad_row", "no_price", "bad_price",
                 "price_out_of_range", "missing_text", "bad_field", "too_short", "too_few_tokens")
@@ -38,7 +38,7 @@ class Settings:
     max_chars: int = 160 * 7        # contents are cut to this many characters first
     min_tokens: int = 150           # text must have more tokens than this
     max_tokens: int = 160           # text is cut to this many tokens
-    question: str = QUESTION
+    prompt_format: str = DEFAULT_FORMAT  # the saved prompts' format (pricer.data.prompts.FORMATS)
     lenient_price: bool = False     # reference: float(price); True: "$1,299.99" -> 1299.99
     removals: tuple[str, ...] = field(default=REMOVALS)
 

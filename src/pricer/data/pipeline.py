@@ -211,9 +211,10 @@ def settings_for(fmt: str, overrides: dict | None = None) -> Settings:
 def make_dataset(items: list, read_count: int, dropped: Counter, out: str | Path,
                  balance: balancing.BalanceSettings | None = None,
                  settings: Settings | None = None, source: str = "", fmt: str = "",
-                 overwrite: bool = False, **extra) -> dict:
+                 overwrite: bool = False, tokenizer=None, **extra) -> dict:
     """Balance, split, save (atomically) and report; returns the report. Used by `pricer data`
-    and the demo catalog alike."""
+    and the demo catalog alike. The prompts are in `settings.prompt_format`; `tokenizer` cuts
+    their descriptions where that format has a token limit (2025: 110 tokens)."""
     balance = balance or balancing.BalanceSettings()
     settings = settings or REFERENCE
     sample = balancing.balance(items, balance)
@@ -223,8 +224,9 @@ def make_dataset(items: list, read_count: int, dropped: Counter, out: str | Path
     dropped["not_in_split"] += len(sample) - len(train) - len(test)
     report = reports.build(source, fmt, settings.to_dict() | {"balance": balance.to_dict()},
                            read_count, dropped, train, test, out=str(Path(out).resolve()),
-                           **extra)
-    store.save(store.to_dataset_dict(train, test, settings.question), out, report, overwrite)
+                           prompt_format=settings.prompt_format, **extra)
+    dataset = store.to_dataset_dict(train, test, settings.prompt_format, tokenizer)
+    store.save(dataset, out, report, overwrite)
     return report
 
 
@@ -256,4 +258,4 @@ def build_dataset(out: str | Path, *, tokenizer, inputs=(), hub=(), fmt: str | N
     return make_dataset(items, count, dropped, out, balance=balance,
                         settings=settings_for("jsonl" if user else "amazon-raw", overrides),
                         source=", ".join(names), fmt=",".join(dict.fromkeys(formats)),
-                        overwrite=overwrite)
+                        overwrite=overwrite, tokenizer=tokenizer)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pricer.data.prompts import test_prompt, train_prompt
+from pricer.data.prompts import cut_to_tokens, prompt_format
 from pricer.errors import PricerError, reading, writing
 
 # What `save` writes: OUT/{dataset_dict.json, report.json, train/, test/}, and in each split
@@ -34,20 +34,29 @@ def features():
                      "category": Value("string")})
 
 
-def to_dataset_dict(train: list, test: list, question: str):
-    """Curated items (objects with .text, .price, .category) -> DatasetDict of prompts."""
+def to_dataset_dict(train: list, test: list, fmt: str = "2024", tokenizer=None):
+    """Curated items (objects with .text, .price, .category) -> DatasetDict of prompts in prompt
+    format `fmt`; with a tokenizer, a format with a token limit cuts each description to it."""
     from datasets import Dataset, DatasetDict
 
-    def split(items, prompt):
+    chosen = prompt_format(fmt)
+
+    def texts(items):
+        texts = [i.text for i in items]
+        if tokenizer is not None and chosen.description_tokens and texts:
+            return cut_to_tokens(texts, chosen.description_tokens, tokenizer)
+        return texts
+
+    def split(items, prompts):
         return Dataset.from_dict({
-            "text": [prompt(i) for i in items],
+            "text": prompts,
             "price": [float(i.price) for i in items],
             "category": [i.category for i in items],
         }, features=features())
 
     return DatasetDict({
-        "train": split(train, lambda i: train_prompt(i.text, i.price, question)),
-        "test": split(test, lambda i: test_prompt(i.text, question)),
+        "train": split(train, [chosen.train_prompt(t, i.price) for t, i in zip(texts(train), train)]),
+        "test": split(test, [chosen.test_prompt(t) for t in texts(test)]),
     })
 
 

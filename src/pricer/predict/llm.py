@@ -26,7 +26,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from pricer.data.prompts import PRICE_PREFIX
+from pricer.data.prompts import DEFAULT_FORMAT, PRICE_PREFIX, format_prompts
+from pricer.data.prompts import prompt_format as named_format
 from pricer.errors import PricerError
 from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
@@ -99,7 +100,8 @@ class LLMPredictor(Predictor):
     def __init__(self, model, tokenizer, method: str = "greedy", batch_size: int = 16,
                  max_new_tokens: int | None = None, top_k: int = 3, branches: int = 8,
                  max_int_digits: int = 5, max_decimals: int = 0, min_prob: float = 1e-4,
-                 name: str | None = None, info: dict | None = None):
+                 prompt_format: str = DEFAULT_FORMAT, name: str | None = None,
+                 info: dict | None = None):
         import torch
 
         if method not in METHODS:
@@ -107,6 +109,7 @@ class LLMPredictor(Predictor):
         if batch_size < 1 or branches < 1 or max_int_digits < 1 or max_decimals < 0:
             raise PricerError("batch_size, branches and max_int_digits must be >= 1, max_decimals >= 0")
         self.model, self.tokenizer, self.method = model, tokenizer, method
+        self.prompt_format = named_format(prompt_format).name  # the adapter's training format
         self.digit_tokenizer = is_digit_tokenizer(tokenizer)
         if method == "topk" and self.digit_tokenizer:
             raise PricerError(
@@ -128,7 +131,8 @@ class LLMPredictor(Predictor):
         self._torch = torch
 
     def settings(self) -> dict:
-        common = {"method": self.method, "batch_size": self.batch_size, **self.info}
+        common = {"method": self.method, "batch_size": self.batch_size,
+                  "prompt_format": self.prompt_format, **self.info}
         if self.method == "greedy":
             return common | {"max_new_tokens": self.max_new_tokens}
         if self.method == "topk":
@@ -152,6 +156,7 @@ class LLMPredictor(Predictor):
         `progress(n)` is called after each batch with the number of items it finished."""
         torch = self._torch
         run = {"greedy": self._greedy, "topk": self._topk, "expected": self._expected}[self.method]
+        prompts = self.formatted(prompts)
         ids, truncated = self._encode(prompts)
         results: list[dict | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # longest first: OOM early
@@ -164,6 +169,11 @@ class LLMPredictor(Predictor):
                 if progress:
                     progress(len(batch))
         return results
+
+    def formatted(self, prompts: list[str]) -> list[str]:
+        """The prompts as the model was trained to read them (its prompt format; a 2024 test
+        prompt is unchanged in the 2024 format)."""
+        return format_prompts(list(prompts), self.prompt_format, self.tokenizer)
 
     # ---- batching ----
     def _encode(self, prompts):
@@ -386,7 +396,8 @@ def quiet_8bit() -> None:
 
 def load_llm_predictor(method: str, model: str = "default", adapter: str | None = None,
                        precision: str = "auto", device: str | None = None, batch_size: int = 16,
-                       merge: bool = False, quantize: str | None = None, **options) -> LLMPredictor:
+                       merge: bool = False, quantize: str | None = None,
+                       prompt_format: str | None = None, **options) -> LLMPredictor:
     """A batched LLM predictor (`greedy`, `topk` or `expected`) on `model` (+ LoRA `adapter`).
 
     precision: as `pricer.models.precision.resolve_precision(..., "inference")` settles it
@@ -394,14 +405,20 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     merge: fold the adapter into the weights (`merge_and_unload`), faster than running LoRA apart.
     quantize="int8": dynamic int8 quantisation of the decoder's Linear layers (CPU, fp32 model).
     Measured: faster than fp32, but it wrecks SmolLM2-135M's answers (docs/predict.md); off.
+    prompt_format: the prompt format to send ("2024", "2025"); None: the adapter's own (its run's
+    train_config.yaml, `pricer.data.prompts.adapter_prompt_format`), "2024" without an adapter.
     Other options go to `LLMPredictor` (max_new_tokens, top_k, branches, max_int_digits...)."""
     import torch
 
-    from pricer.models.load import load_model
+    from pricer.data.prompts import adapter_prompt_format
+    from pricer.models.load import load_model, resolve_adapter
     from pricer.models.precision import resolve_precision
 
     if method not in METHODS:
         raise PricerError(f"unknown LLM method '{method}' (choose from {', '.join(METHODS)})")
+    if prompt_format is None:  # before the model loads: a bad adapter or format fails fast
+        prompt_format = adapter_prompt_format(resolve_adapter(adapter)) if adapter else DEFAULT_FORMAT
+    prompt_format = named_format(prompt_format).name
     resolved = resolve_precision(precision, device, "inference")
     device, precision = resolved.device, resolved.name
     if quantize not in (None, "int8"):
@@ -427,4 +444,5 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     info = {"model": model, "adapter": adapter, "precision": precision, "device": device,
             "merged": bool(adapter and merge), "quantize": quantize}
     return LLMPredictor(loaded, tokenizer, method=method, batch_size=batch_size,
+                        prompt_format=prompt_format,
                         name=options.pop("name", None) or f"{method}", info=info, **options)

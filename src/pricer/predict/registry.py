@@ -108,7 +108,8 @@ def _llm(method: str):
                 quantize: str | None = None, max_new_tokens: int | None = None,
                 top_k: int | None = None, branches: int | None = None,
                 max_int_digits: int | None = None, max_decimals: int | None = None,
-                min_prob: float | None = None, name: str | None = None):
+                min_prob: float | None = None, prompt_format: str | None = None,
+                name: str | None = None):
         from pricer.predict.llm import load_llm_predictor
 
         given = {k: v for k, v in dict(max_new_tokens=max_new_tokens, top_k=top_k,
@@ -122,7 +123,8 @@ def _llm(method: str):
                               f"{', '.join(METHOD_OPTIONS[method])})")
         return load_llm_predictor(method, model=model, adapter=adapter, precision=precision,
                                   device=device, batch_size=batch_size, merge=merge,
-                                  quantize=quantize, name=name, **given)
+                                  quantize=quantize, prompt_format=prompt_format, name=name,
+                                  **given)
 
     return factory
 

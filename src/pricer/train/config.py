@@ -14,13 +14,15 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 
+from pricer.data.prompts import FORMATS
 from pricer.models.precision import PRECISIONS
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 REPORT_TO = ("tensorboard", "wandb", "none")
 EVAL_PREDICTORS = ("auto", "greedy", "topk", "expected", "head")  # predictors that read a run
 HEADS = ("none", "regression")
-CONFIGS = ("reference", "demo", "amazon", "amazon-head")  # shipped with the package (pricer/configs/NAME.yaml)
+CONFIGS = ("reference", "reference-2025-lite", "reference-2025-full", "demo", "amazon",
+           "amazon-head")  # shipped with the package (pricer/configs/NAME.yaml)
 
 
 def option(default, help: str, **kwargs):
@@ -61,6 +63,7 @@ class TrainConfig:
     weight_decay: float = option(0.001, "Weight decay.")
     max_grad_norm: float = option(0.3, "Gradient clipping norm.")
     max_length: int = option(182, "Tokens per item (prompt + price); longer descriptions are shortened.")
+    prompt_format: str = option("2024", "Prompt format: 2024 (the reference) | 2025 (new question, description cut to 110 tokens).")
     bf16: str | bool = option("auto", "bf16 mixed precision: auto | true | false (auto: where the device computes bf16 fast).")
     group_by_length: bool = option(True, "Batch items of similar length together.")
     gradient_checkpointing: str | bool = option("auto", "auto | true | false (auto: on for 4/8-bit).")
@@ -169,6 +172,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.max_minutes is None or config.max_minutes > 0, "max_minutes must be > 0"),
         (config.max_steps == -1 or config.max_steps > 0, "max_steps must be > 0 (or -1: use epochs)"),
         (config.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+        (config.prompt_format in FORMATS, f"prompt_format must be one of {', '.join(FORMATS)}"),
         (config.lr_scheduler in SCHEDULERS, f"lr_scheduler must be one of {', '.join(SCHEDULERS)}"),
         (config.report_to in REPORT_TO, f"report_to must be one of {', '.join(REPORT_TO)}"),
         (config.eval_predictor in EVAL_PREDICTORS,

@@ -1,6 +1,6 @@
 """Training items -> a prompt/completion `datasets.Dataset` for TRL's SFTTrainer.
 
-prompt     = the test prompt, ending in "Price is $"
+prompt     = the test prompt in the run's prompt format (2024 or 2025), ending in "Price is $"
 completion = "{round(price)}.00" + EOS
 
 TRL masks the prompt (completion_only_loss), so only the price tokens and EOS carry loss, and the
@@ -14,7 +14,8 @@ no more than a normal one (no token is that long, so the tokens kept are the sam
 from dataclasses import dataclass
 
 from pricer.data.items import Item, fingerprint, read_items
-from pricer.data.prompts import completion, description, test_prompt
+from pricer.data.prompts import PromptFormat, completion, description, format_prompts
+from pricer.data.prompts import prompt_format as named_format
 from pricer.errors import PricerError, reading
 
 CHARS_PER_TOKEN = 16  # a generous bound on characters per token, for the cut before tokenising
@@ -39,13 +40,14 @@ def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
     return items[:max_items] if max_items else items
 
 
-def _fit(tokenizer, prompt: str, comp: str, max_length: int) -> tuple[str, int, bool]:
+def _fit(tokenizer, prompt: str, comp: str, max_length: int,
+         fmt: PromptFormat) -> tuple[str, int, bool]:
     """(prompt, total tokens, shortened?) with the description cut so prompt+completion fits."""
     text = description(prompt)
     cut = len(text) > CHARS_PER_TOKEN * max_length
     if cut:  # bounded work: never tokenise megabytes
         text = text[:CHARS_PER_TOKEN * max_length]
-        prompt = test_prompt(text)
+        prompt = fmt.test_prompt(text)
     total = len(tokenizer(prompt + comp)["input_ids"])
     if total <= max_length:
         return prompt, total, cut
@@ -53,7 +55,7 @@ def _fit(tokenizer, prompt: str, comp: str, max_length: int) -> tuple[str, int, 
     keep = len(ids) - (total - max_length)
     while keep > 0:
         # decode/encode may merge tokens differently at the cut: re-measure and step down if needed
-        short = test_prompt(tokenizer.decode(ids[:keep]).rstrip())
+        short = fmt.test_prompt(tokenizer.decode(ids[:keep]).rstrip())
         total = len(tokenizer(short + comp)["input_ids"])
         if total <= max_length:
             return short, total, True
@@ -61,9 +63,13 @@ def _fit(tokenizer, prompt: str, comp: str, max_length: int) -> tuple[str, int, 
     raise PricerError(f"max_length {max_length} is too short for the question and the price")
 
 
-def build_dataset(items: list[Item], tokenizer, max_length: int) -> TrainData:
+def build_dataset(items: list[Item], tokenizer, max_length: int,
+                  prompt_format: str = "2024") -> TrainData:
+    """The items with a usable price as prompt/completion pairs in `prompt_format` (a name of
+    `pricer.data.prompts.FORMATS`; its token limit, if any, applies to the description first)."""
     from datasets import Dataset
 
+    fmt = named_format(prompt_format)
     eos = tokenizer.eos_token
     prompts, comps, kept, n_tokens, n_truncated, n_skipped = [], [], [], 0, 0, 0
     for item in items:
@@ -71,8 +77,10 @@ def build_dataset(items: list[Item], tokenizer, max_length: int) -> TrainData:
             n_skipped += 1
             continue
         kept.append(item)
+    formatted = format_prompts([item.prompt for item in kept], fmt.name, tokenizer)
+    for item, prompt in zip(kept, formatted):
         comp = completion(item.price) + eos
-        prompt, total, short = _fit(tokenizer, item.prompt, comp, max_length)
+        prompt, total, short = _fit(tokenizer, prompt, comp, max_length, fmt)
         prompts.append(prompt)
         comps.append(comp)
         n_tokens += total

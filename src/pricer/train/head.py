@@ -120,7 +120,7 @@ def build_head_trainer(config, tokenizer, dataset, model, log_mean: float, log_s
     head = PriceHead(HeadConfig(hidden_size=model.config.get_text_config().hidden_size,
                                 head_layers=config.head_layers, pooling=config.head_pooling, width=config.head_width,
                                 dropout=config.lora_dropout, num_layers=config.num_layers,
-                                max_length=config.max_length, prompt_format=getattr(config, "prompt_format", "2024"),
+                                max_length=config.max_length, prompt_format=config.prompt_format,
                                 log_mean=log_mean, log_std=log_std))
     head.to(next(model.parameters()).device)
     args.remove_unused_columns = False

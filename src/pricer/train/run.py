@@ -185,6 +185,7 @@ def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]
     out = Path(config.out)
     saved = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
     now = config.to_dict()
+    saved = TrainConfig().to_dict() | saved  # a key added since (prompt_format): its default
     differ = [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
     saved_print = json.loads((out / FINGERPRINT_FILE).read_text()).get("fingerprint") \
         if (out / FINGERPRINT_FILE).exists() else None
@@ -266,10 +267,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         from pricer.train.head import build_head_dataset
 
         data = build_head_dataset(items, tokenizer, config.max_length,
-                                  getattr(config, "prompt_format", "2024"), config.balance_prices)
+                                  config.prompt_format, config.balance_prices)
         head_stats = (data.log_mean, data.log_std)
     else:
-        data = build_dataset(items, tokenizer, config.max_length)
+        data = build_dataset(items, tokenizer, config.max_length, config.prompt_format)
         head_stats = (0.0, 1.0)
     say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
         f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
