@@ -3,7 +3,8 @@
 constant, random, guesses: simple.py; baseline (a saved one, path=) and the baseline kinds
 (features-lr, bow-lr, embed-lr, embed-svr, embed-rf: fitted on a train split): baselines.py;
 dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safetensors): dnn.py;
-ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py).
+ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py; greedy, topk, expected: the local LLM (llm.py);
+vllm: greedy on vLLM's engine, for large batches on a CUDA machine (vllm.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -84,6 +85,17 @@ def frontier(api_model: str | None = None, model: str | None = None, base_url: s
                              workers=workers)
 
 
+def vllm(model: str = "default", adapter: str | None = None, precision: str = "auto",
+         max_new_tokens: int | None = None, batch_size: int = 4096, max_model_len: int = 2048,
+         gpu_memory_utilization: float = 0.9, seed: int = 42):
+    from pricer.predict.vllm import VLLMPredictor
+
+    return VLLMPredictor(model, adapter=adapter, precision=precision,
+                         max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         max_model_len=max_model_len,
+                         gpu_memory_utilization=gpu_memory_utilization, seed=seed)
+
+
 METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),
                   "expected": ("branches", "max_int_digits", "max_decimals", "min_prob")}
 
@@ -124,7 +136,7 @@ def _baseline_kind(kind: str):
 
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
-    "frontier": frontier, "dnn": dnn, "ensemble": ensemble,
+    "frontier": frontier, "dnn": dnn, "ensemble": ensemble, "vllm": vllm,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }
