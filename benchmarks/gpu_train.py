@@ -42,8 +42,6 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
 
 def real_lengths(items: Path, limit: int | None = None) -> list[list[int]]:
     """[prompt tokens, completion tokens] per real item, in Llama-3.1 tokens (module docstring)."""
-    import json
-
     from pricer.data.prompts import test_prompt
     from pricer.models.load import load_tokenizer
 

@@ -107,7 +107,7 @@ def test_two_processes_train_on_different_items_through_the_shipped_ddp_config(
     assert all(torch.equal(loaded[k], weights[k]) for k in weights)  # the saved adapter loads
 
 
-def launch_env(name: str, monkeypatch) -> dict:
+def launch_env(name: str) -> dict:
     """The environment `accelerate launch --config_file <shipped NAME>` gives each process
     (accelerate's own parser, defaults merge and multi-GPU environment), without starting any."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
@@ -118,12 +118,12 @@ def launch_env(name: str, monkeypatch) -> dict:
     return prepare_multi_gpu_env(args)
 
 
-def test_ddp_config_is_what_accelerate_reads_as_multi_gpu_bf16(monkeypatch):
+def test_ddp_config_is_what_accelerate_reads_as_multi_gpu_bf16():
     from accelerate.commands.config.config_args import ClusterConfig
 
     config = ClusterConfig.from_yaml_file(str(config_path("ddp")))  # refuses unknown keys
     assert config.distributed_type.value == "MULTI_GPU" and config.fsdp_config == {}
-    env = launch_env("ddp", monkeypatch)
+    env = launch_env("ddp")
     assert env["ACCELERATE_MIXED_PRECISION"] == "bf16" and "ACCELERATE_USE_FSDP" not in env
 
 
@@ -140,7 +140,7 @@ def test_fsdp_qlora_config_gives_the_guides_fsdp_plugin(monkeypatch):
     keys = yaml.safe_load(config_path("fsdp-qlora").read_text())["fsdp_config"]
     options = vars(launch_command_parser().parse_args(["x.py"]))
     assert [k for k in keys if k not in options] == []
-    env = launch_env("fsdp-qlora", monkeypatch)
+    env = launch_env("fsdp-qlora")
     assert env["ACCELERATE_USE_FSDP"] == "true" and env["ACCELERATE_MIXED_PRECISION"] == "bf16"
     for key, value in env.items():
         if key.startswith(("FSDP_", "ACCELERATE_")):
