@@ -96,6 +96,7 @@ def measure(folder: Path, precision: str, variant: str, data, steps: int, batch:
             device: str, out: str) -> dict:
     import torch
     from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from pricer.models.load import load_model
@@ -133,6 +134,7 @@ def measure(folder: Path, precision: str, variant: str, data, steps: int, batch:
         trainer = SFTTrainer(model=model, args=args, train_dataset=data,
                              processing_class=tokenizer, peft_config=lora_config(config),
                              callbacks=[clock])
+        trainer.remove_callback(PrinterCallback)  # stdout carries the one JSON line only
     else:  # exactly what `pricer train` builds
         trainer = build_trainer(config, tokenizer, data, model=model, device=device,
                                 callbacks=[clock], **common)
