@@ -12,19 +12,24 @@ and ".": the predictors run exactly as on a real model, and `expected` expands i
 with min_prob=0, so every level keeps `branches` open prefixes per item (its worst case).
 
     python benchmarks/gpu_predict.py              # CUDA, 8B shapes (~3 min on one H100)
+    python benchmarks/gpu_predict.py --config .device/config.json   # where ../shared is absent
     python benchmarks/gpu_predict.py --tiny       # CPU, a tiny config: checks the script runs
+
+One JSON line on stdout (the summary); the per-precision lines go to stderr as they come.
 """
 
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from pricer.predict.extract import extract_price
-from pricer.predict.llm import LLMPredictor
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # pricer, not installed on a GPU box
+from pricer.predict.extract import extract_price  # noqa: E402
+from pricer.predict.llm import LLMPredictor  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[2] / "shared" / "models" / "llama-3.1-8b" / "config.json"
 # The published shapes, used when the config file is not beside the repo (e.g. on a GPU box).
@@ -143,7 +148,7 @@ def run_precision(model, tokenizer, prompts, args, device) -> dict:
     if device.startswith("cuda"):
         out["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
         torch.cuda.reset_peak_memory_stats()
-    print(json.dumps(out), flush=True)
+    print(json.dumps(out), file=sys.stderr, flush=True)
     return out
 
 
@@ -165,7 +170,8 @@ def main():
     config = json.loads(args.config.read_text()) if args.config.exists() else dict(LLAMA_31_8B)
     if args.tiny:
         config |= {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                   "num_attention_heads": 4, "num_key_value_heads": 2}
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                   "vocab_size": 1024}  # a small vocabulary: the 128k one dominates a tiny model
         device = "cpu"
         defaults = {"n": 16, "n_ref": 4, "n_expected": 8, "batch_size": 8}
     else:

@@ -10,6 +10,8 @@ model afterwards runs without error, but no gradient flows through the base laye
 weights get none. `keep_trainable_4bit` turns the repacking off and undoes any that happened.
 """
 
+import os
+
 from pricer.errors import PricerError
 
 QUANTIZED = ("8bit", "4bit")
@@ -36,8 +38,18 @@ def bitsandbytes_problem(device: str) -> str | None:
     return None
 
 
+def under_fsdp() -> bool:
+    """True in a process that `accelerate launch` started with an FSDP config (it sets
+    ACCELERATE_USE_FSDP; read before the model exists, so no process group is needed)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes")
+
+
 def quantization_config(precision: str, device: str):
-    """The transformers `BitsAndBytesConfig` for "8bit" or "4bit" (NF4, double quant, bf16 compute)."""
+    """The transformers `BitsAndBytesConfig` for "8bit" or "4bit" (NF4, double quant, bf16 compute).
+
+    Under FSDP (FSDP-QLoRA) the packed 4-bit weights are stored as bf16 rather than uint8: FSDP
+    shards float tensors only, and wants one dtype per unit, the compute dtype (the PEFT and
+    bitsandbytes FSDP-QLoRA guides; the Trainer then sets FSDP's mixed precision to it)."""
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -46,9 +58,10 @@ def quantization_config(precision: str, device: str):
         raise PricerError(f"{precision} needs bitsandbytes, but {problem}: use --precision fp32 or bf16")
     if precision == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
+    storage = {"bnb_4bit_quant_storage": torch.bfloat16} if under_fsdp() else {}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+                              bnb_4bit_compute_dtype=torch.bfloat16, **storage)
 
 
 def keep_trainable_4bit(model) -> int:

@@ -6,7 +6,7 @@ dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safete
 ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py;
 frontier-rag (frontier + the k most similar train items; path= a saved index): rag.py;
 greedy, topk, expected: the local LLM (llm.py); head: a run trained with --head regression
-(head.py).
+(head.py); vllm: greedy on vLLM's engine, for large batches on a CUDA machine (vllm.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -98,6 +98,17 @@ def frontier_rag(api_model: str | None = None, model: str | None = None,
                         max_retries=max_retries, workers=workers)
 
 
+def vllm(model: str = "default", adapter: str | None = None, precision: str = "auto",
+         max_new_tokens: int | None = None, batch_size: int = 4096, max_model_len: int = 2048,
+         gpu_memory_utilization: float = 0.9, seed: int = 42):
+    from pricer.predict.vllm import VLLMPredictor
+
+    return VLLMPredictor(model, adapter=adapter, precision=precision,
+                         max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         max_model_len=max_model_len,
+                         gpu_memory_utilization=gpu_memory_utilization, seed=seed)
+
+
 METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),
                   "expected": ("branches", "max_int_digits", "max_decimals", "min_prob")}
 
@@ -149,7 +160,7 @@ def _baseline_kind(kind: str):
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
     "frontier": frontier, "frontier-rag": frontier_rag, "dnn": dnn, "ensemble": ensemble,
-    "head": head,
+    "head": head, "vllm": vllm,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }
