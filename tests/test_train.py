@@ -2,10 +2,7 @@
 the run card, evaluation after training, two processes, bad input."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -219,23 +216,21 @@ def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
     assert "lora_alpha: 64" in shown
 
 
-def test_two_processes_train_data_parallel(tiny_llama, train_file, tmp_path):
-    """`accelerate launch` with two CPU processes (gloo): each step sees 2 x batch items."""
-    out = tmp_path / "dp"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "pricer", "train", "--model", str(tiny_llama),
-           "--data", str(train_file), "--out", str(out), "--max-steps", "2", "--batch-size", "4",
-           "--no-eval", "--report-to", "none", "--set", "max_length=96"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_batch_tokens_sizes_the_batch_by_the_longest_item(tiny_llama, train_file, tmp_path):
+    """--batch-tokens N: batch size = N // the longest item's tokens, recorded in the run."""
+    import yaml
+
+    out = tmp_path / "bt"
+    result = pricer("train", "--model", str(tiny_llama), "--data", str(train_file), "--out",
+                    str(out), "--batch-tokens", "300", "--max-length", "96", "--epochs", "1",
+                    "--max-items", "24", "--report-to", "none", "--no-eval")
+    assert_ok(result)
+    longest = int(result.stdout.split("(longest item ")[1].split()[0])
+    assert 60 < longest <= 96
+    saved = yaml.safe_load((out / "train_config.yaml").read_text())
+    assert saved["batch_size"] == 300 // longest
     card = json.loads((out / "run_card.json").read_text())
-    assert card["processes"] == 2 and card["steps"] == 2
-    # only the 2 steps x 2 processes x batch 4 items it needs were tokenised: one epoch of them
-    assert card["items"] == 16 and card["epochs"] == pytest.approx(1.0)
-    assert (out / "adapter_model.safetensors").exists()
-    assert done.stdout.count("trainable params:") == 1  # the main process reports
+    assert card["steps"] == -(-24 // saved["batch_size"])  # one epoch of 24 items
 
 
 def test_saved_data_set_trains_and_evaluates_into_the_run_card(tiny_llama, tmp_path):

@@ -55,6 +55,9 @@ class TrainConfig:
     max_steps: int = option(-1, "Stop after N optimiser steps (> 0 overrides epochs).")
     max_minutes: float | None = option(None, "Time budget: stop (and save) after this much training time.")
     batch_size: int = option(4, "Per-device batch size.")
+    batch_tokens: int | None = option(None, "Size batches by tokens instead: batch_size = this // the "
+                                      "longest item's tokens (items are padded to the longest "
+                                      "of a batch); as large as memory allows on a GPU.")
     grad_accum: int = option(1, "Gradient accumulation steps.")
     learning_rate: float = option(1e-4, "Peak learning rate.")
     lr_scheduler: str = option("cosine", "cosine | linear | constant | constant_with_warmup.")
@@ -157,6 +160,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.learning_rate > 0, "learning_rate must be > 0"),
         (config.epochs > 0, "epochs must be > 0"),
         (config.batch_size > 0, "batch_size must be > 0"),
+        (config.batch_tokens is None or config.batch_tokens > 0, "batch_tokens must be > 0"),
         (config.grad_accum > 0, "grad_accum must be > 0"),
         (0 <= config.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
         (config.weight_decay >= 0, "weight_decay must be >= 0"),

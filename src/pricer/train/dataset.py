@@ -29,6 +29,7 @@ class TrainData:
     n_truncated: int  # descriptions shortened to fit max_length
     n_skipped: int  # items without a usable price (missing or <= 0)
     n_tokens: int  # tokens in the whole set (prompt + completion), after truncation
+    max_tokens: int = 0  # tokens of the longest item (what a batch pads to at most)
 
 
 def load_train_items(source: str, max_items: int | None = None) -> list[Item]:
@@ -71,7 +72,7 @@ def build_dataset(items: list[Item], tokenizer, max_length: int,
 
     fmt = named_format(prompt_format)
     eos = tokenizer.eos_token
-    prompts, comps, kept, n_tokens, n_truncated, n_skipped = [], [], [], 0, 0, 0
+    prompts, comps, kept, n_tokens, n_truncated, n_skipped, longest = [], [], [], 0, 0, 0, 0
     for item in items:
         if item.price is None or item.price <= 0:
             n_skipped += 1
@@ -84,9 +85,10 @@ def build_dataset(items: list[Item], tokenizer, max_length: int,
         prompts.append(prompt)
         comps.append(comp)
         n_tokens += total
+        longest = max(longest, total)
         n_truncated += short
     if not prompts:
         raise PricerError("no training item has a usable price (> 0)")
     dataset = Dataset.from_dict({"prompt": prompts, "completion": comps})
     return TrainData(dataset, fingerprint(kept), len(prompts), n_truncated,
-                     n_skipped, n_tokens)
+                     n_skipped, n_tokens, longest)

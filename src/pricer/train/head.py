@@ -30,6 +30,7 @@ class HeadData:
     n_tokens: int
     log_mean: float
     log_std: float
+    max_tokens: int = 0
 
 
 def build_head_dataset(items: list[Item], tokenizer, max_length: int, prompt_format: str = "2024",
@@ -51,7 +52,7 @@ def build_head_dataset(items: list[Item], tokenizer, max_length: int, prompt_for
     dataset = Dataset.from_dict({"input_ids": list(ids), "labels": ((logs - mean) / std).tolist(),
                                  "weights": weights.tolist()})
     return HeadData(dataset, fingerprint(kept), len(kept), sum(truncated), len(items) - len(kept),
-                    sum(len(x) for x in ids), mean, std)
+                    sum(len(x) for x in ids), mean, std, max(len(x) for x in ids))
 
 
 class HeadCollator:

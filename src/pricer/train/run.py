@@ -12,6 +12,7 @@ environment; only the main process writes the run folder). Progress is reported 
 (one line of text) and TrainerCallbacks; this module prints nothing itself.
 """
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -274,6 +275,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         head_stats = (0.0, 1.0)
     say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
         f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
+    if config.batch_tokens:  # a token budget: as many items as fit, padded to the longest
+        config = dataclasses.replace(config, batch_size=max(1, config.batch_tokens // data.max_tokens))
+        say(f"batch_tokens {config.batch_tokens}: batch size {config.batch_size} (longest item "
+            f"{data.max_tokens} tokens)")
     checkpoint, broken = resume_point(config, data.fingerprint) if resume else (None, [])
 
     clock = RunClock(max_minutes=config.max_minutes)
@@ -313,15 +318,19 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
-    if not trainer.is_world_process_zero():
-        return out
 
     # the adapter names the public model, not a folder in this machine's cache (checkpoints keep
     # the folder: PEFT would otherwise ask the Hub about that name at every save); no embedding
     # layer is trained, so PEFT's check of them (another Hub request) is skipped
     for adapter in trainer.model.peft_config.values():
         adapter.base_model_name_or_path = public_id(config.model)
-    trainer.model.save_pretrained(out, save_embedding_layers=False)
+    if trainer.is_fsdp_enabled:  # every process gives its shard to one full adapter (untested: no GPUs here)
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(out))
+    if not trainer.is_world_process_zero():
+        return out
+    if not trainer.is_fsdp_enabled:
+        trainer.model.save_pretrained(out, save_embedding_layers=False)
     tokenizer.save_pretrained(out)
     _name_base_in_model_card(out, config.model)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
