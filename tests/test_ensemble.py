@@ -89,3 +89,32 @@ def test_cli_ensemble_then_eval(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     assert_bad_input(pricer("eval", "--data", AMAZON_TEST, "--predictor", "ensemble", "--path",
                             tmp_path / "bad.json", "--results", tmp_path / "r"), "not an ensemble")
+
+
+def test_shift_weights_make_the_slice_weigh_like_the_target_prices():
+    """--prices-like: importance weights per price band, so a cheap slice's weighted price mix
+    is the target's (the real case: train.jsonl's cheap items vs its test-like first 997)."""
+    from pricer.data.balance import BANDS, shift_weights
+
+    train = read_items(AMAZON_TRAIN, split="train")
+    like = np.array([i.price for i in train[:997]])  # the reference split's items (data README)
+    cheap = np.array([i.price for i in train[2000:3000]])
+    w = shift_weights(cheap, like)
+    assert w.mean() == pytest.approx(1.0) and (w >= 0).all()
+    band, target = np.digitize(cheap, BANDS[1:-1]), np.digitize(like, BANDS[1:-1])
+    for b in set(band):
+        assert w[band == b].sum() / w.sum() == pytest.approx((target == b).mean(), abs=1e-9)
+    assert np.average(cheap, weights=w) > 1.5 * cheap.mean()  # weighted like $220 items
+
+
+def test_cli_ensemble_weighs_the_slice_like_given_prices(tmp_path):
+    like = tmp_path / "like.jsonl"
+    like.write_text("".join(line + "\n" for line in open(AMAZON_TRAIN).read().splitlines()[:997]))
+    out = tmp_path / "w.json"
+    assert_ok(pricer("ensemble", "--train", AMAZON_TRAIN, "--max-items", "400", "--val-size",
+                     "100", "--member", "constant", "--member", "bow-lr", "--prices-like", like,
+                     "--out", out))
+    assert json.loads(out.read_text())["validation"]["prices_like_items"] == 997
+    assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--member", "constant",
+                            "--balance-prices", "--prices-like", like, "--out",
+                            tmp_path / "z.json"), "choose one")

@@ -317,6 +317,10 @@ def ensemble(
     balance_prices: Annotated[bool, typer.Option(
         help="Weight the validation items so that every price band counts the same (as "
              "pricer train --balance-prices), for a train split cheaper than the test split.")] = False,
+    prices_like: Annotated[Optional[str], typer.Option(
+        help="Items (JSONL/CSV/Parquet) whose price mix the validation slice should weigh like, "
+             "e.g. train items known to share the test split's distribution; never the test "
+             "split itself.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing weights file.")] = False,
 ) -> None:
     """Fit ensemble weights over members' predictions on a validation slice of the train split
@@ -331,6 +335,15 @@ def ensemble(
         raise PricerError("give --train FILE or --data (a saved data set)")
     if val_size < 1:
         raise PricerError(f"--val-size must be at least 1, got {val_size}")
+    if balance_prices and prices_like:
+        raise PricerError("choose one of --balance-prices and --prices-like")
+    like = None
+    if prices_like:
+        from pricer.data.items import read_items
+
+        like = [i.price for i in read_items(prices_like, split="train") if i.price and i.price > 0]
+        if not like:
+            raise PricerError(f"{prices_like}: no priced items to weigh like")
     if out.exists() and not overwrite:
         raise PricerError(f"{out}: exists (give --overwrite to replace it)")
     specs = [parse_member(m) for m in member]
@@ -343,7 +356,7 @@ def ensemble(
     with console.status("ensemble") as status:
         found_ens, found = fit_ensemble(
             specs, train_items, out, val_size=val_size, seed=seed, bounds=price_bounds(train or data),
-            balance_prices=balance_prices,
+            balance_prices=balance_prices, prices_like=like,
             progress=lambda name, stage: status.update(f"{stage} {name}"))
     val = found["validation"]
     t = Table(title=f"ensemble weights ({found['method']}); validation: {val['items']} train "

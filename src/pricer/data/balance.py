@@ -100,3 +100,18 @@ def band_weights(prices) -> np.ndarray:
     counts = np.bincount(band, minlength=len(BANDS) - 1)
     weights = 1.0 / counts[band]
     return weights * len(prices) / weights.sum()
+
+
+def shift_weights(prices, target_prices) -> np.ndarray:
+    """A weight per item, (share of its price band among `target_prices`) / (share among
+    `prices`), scaled to mean 1: the items then weigh like a sample with the target's price mix
+    (importance weights for a prior shift, e.g. a cheap train split and test-like items).
+    A band the target has but the items lack cannot be weighted up; one the items have and the
+    target lacks gets weight 0."""
+    prices, target = np.asarray(prices, dtype=float), np.asarray(target_prices, dtype=float)
+    n_bands = len(BANDS) - 1
+    band = np.digitize(prices, BANDS[1:-1])
+    have = np.bincount(band, minlength=n_bands) / len(prices)
+    want = np.bincount(np.digitize(target, BANDS[1:-1]), minlength=n_bands) / len(target)
+    weights = want[band] / have[band]
+    return weights * len(prices) / weights.sum()

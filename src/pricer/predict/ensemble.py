@@ -7,7 +7,8 @@ guesses on a validation slice carved from the TRAIN split (`carve`: a seeded shu
 `val_size` items; never the test split). The intercept is free (two non-negative columns, +1 and
 -1), so the weights need not sum to 1. With `balance_prices`, each validation item is weighted so
 that every price band counts the same (weighted least squares), for a train split cheaper than
-the items it will price. On the slice, the blend's squared log error (RMSLE) is at
+the items it will price; with `prices_like` (prices of items like those to be priced, e.g. the
+train items known to come from the test distribution), so that the slice weighs like them. On the slice, the blend's squared log error (RMSLE) is at
 most the best member's: that member alone (weight 1, intercept 0) is one of the candidates.
 A member without a usable guess for an item counts as a guess of $0 there.
 
@@ -139,7 +140,8 @@ def parse_member(spec: str) -> dict:
 
 def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size: int = 500,
                  seed: int = 42, bounds: tuple[float, float] | None = None,
-                 progress=None, balance_prices: bool = False) -> tuple[EnsemblePredictor, dict]:
+                 progress=None, balance_prices: bool = False,
+                 prices_like: list[float] | None = None) -> tuple[EnsemblePredictor, dict]:
     """Carve a validation slice from `train_items`, fit the members that learn on the rest (saved
     beside `out`, in OUT_STEM-members/), predict the slice with every member, fit the weights and
     save the ensemble as JSON at `out`. `progress(member, stage)` reports each step.
@@ -178,12 +180,15 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         predictors.append(predictor)
         members.append(member)
         guesses.append(predictor.predict(val_prompts))
-    if balance_prices:  # every price band of the slice counts the same (train/head.py's weights)
+    row_weights = None
+    if balance_prices:  # every price band of the slice counts the same
         from pricer.data.balance import band_weights
 
-        row_weights = band_weights(np.asarray(val_prices, dtype=float))
-    else:
-        row_weights = None
+        row_weights = band_weights(val_prices)
+    elif prices_like:  # the slice weighs like a sample with these prices (a prior shift)
+        from pricer.data.balance import shift_weights
+
+        row_weights = shift_weights(val_prices, prices_like)
     weights, intercept = fit_weights(guesses, val_prices, row_weights)
     ensemble = EnsemblePredictor(members, predictors, weights, intercept)
     blend = ensemble.predict(val_prompts)
@@ -194,6 +199,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
 
     found = {"validation": {"items": len(val_prompts), "seed": seed, "val_size": val_size,
                             "fit_items": len(fit_items), "balance_prices": balance_prices,
+                            "prices_like_items": len(prices_like or []),
                             "members": [summary(g) for g in guesses], "ensemble": summary(blend)},
              "method": "non-negative least squares on log(1 + price), free intercept (scipy nnls)"}
     ensemble.save(out, extra=found)
