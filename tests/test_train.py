@@ -210,7 +210,10 @@ def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
     assert (config.save_steps, config.save_total_limit, config.logging_steps) == (2000, 10, 50)
     cpu = resolve(config, "cpu")
     assert (cpu.precision, cpu.optim, cpu.gradient_checkpointing) == ("fp32", "adamw_torch", False)
-    assert load_config("demo").max_items == 480 and load_config("amazon").max_items == 1800
+    assert load_config("demo").max_items == 480 and load_config("amazon").max_items == 2000
+    head = load_config("amazon-head")
+    assert (head.head, head.num_layers, head.lora_layers, head.max_length) == ("regression", 12, 5, 128)
+    assert resolve(head, "cpu").eval_predictor == "head"
     assert load_config("configs/demo.yaml") == load_config("demo")  # the old spelling
     shown = assert_ok(pricer("train", "--config", "reference", "--print-config")).stdout
     assert "lora_alpha: 64" in shown
