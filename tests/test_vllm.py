@@ -114,6 +114,28 @@ def test_our_side_of_the_vllm_contract_with_an_adapter(fake_vllm, tiny_llama, ad
     assert p.settings()["adapter"] == str(adapter) and p.settings()["engine"] == "vllm"
 
 
+def test_the_adapters_prompt_format_is_sent_as_greedy_sends_it(fake_vllm, tiny_llama, adapter):
+    """An adapter trained with the 2025 format gets 2025 prompts (its run's train_config.yaml),
+    the same token ids as greedy's for that adapter; an explicit prompt_format wins."""
+    from pricer.data.prompts import FORMATS
+    from pricer.models.load import load_model
+    from pricer.predict.llm import LLMPredictor
+    from pricer.predict.registry import make_predictor
+
+    (adapter / "train_config.yaml").write_text("prompt_format: '2025'\n")
+    p = make_predictor("vllm", model=str(tiny_llama), adapter=str(adapter))
+    p.predict(PROMPTS[:1])
+    sent = fake_vllm.generated[-1]["requests"][0]["prompt_token_ids"]
+    assert p.settings()["prompt_format"] == "2025"
+    assert FORMATS["2025"].question in p.tokenizer.decode(sent)
+    model, tokenizer = load_model(str(tiny_llama), precision="fp32", device="cpu")
+    greedy = LLMPredictor(model, tokenizer, "greedy", prompt_format="2025")
+    ids, _ = greedy._encode(greedy.formatted(PROMPTS[:1]))
+    assert sent == ids[0]
+    forced = make_predictor("vllm", model=str(tiny_llama), adapter=str(adapter), prompt_format="2024")
+    assert forced.settings()["prompt_format"] == "2024"
+
+
 def test_merged_model_runs_without_lora_and_long_prompts_keep_the_question(fake_vllm, tiny_llama):
     from pricer.predict.registry import make_predictor
 

@@ -100,13 +100,14 @@ def frontier_rag(api_model: str | None = None, model: str | None = None,
 
 def vllm(model: str = "default", adapter: str | None = None, precision: str = "auto",
          max_new_tokens: int | None = None, batch_size: int = 4096, max_model_len: int = 2048,
-         gpu_memory_utilization: float = 0.9, seed: int = 42):
+         gpu_memory_utilization: float = 0.9, seed: int = 42, prompt_format: str | None = None):
     from pricer.predict.vllm import VLLMPredictor
 
     return VLLMPredictor(model, adapter=adapter, precision=precision,
                          max_new_tokens=max_new_tokens, batch_size=batch_size,
                          max_model_len=max_model_len,
-                         gpu_memory_utilization=gpu_memory_utilization, seed=seed)
+                         gpu_memory_utilization=gpu_memory_utilization, seed=seed,
+                         prompt_format=prompt_format)
 
 
 METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),

@@ -44,7 +44,9 @@ class VLLMPredictor(Predictor):
     def __init__(self, model: str = "default", adapter: str | None = None,
                  precision: str = "auto", max_new_tokens: int | None = None,
                  batch_size: int = 4096, max_model_len: int = 2048,
-                 gpu_memory_utilization: float = 0.9, seed: int = 42):
+                 gpu_memory_utilization: float = 0.9, seed: int = 42,
+                 prompt_format: str | None = None):
+        from pricer.data.prompts import adapter_prompt_format, prompt_format as named_format
         from pricer.models.load import resolve_adapter, resolve_model
         from pricer.predict.llm import is_digit_tokenizer
 
@@ -67,6 +69,9 @@ class VLLMPredictor(Predictor):
             engine |= {"enable_lora": True, "max_loras": 1,
                        "max_lora_rank": next((r for r in LORA_RANKS if r >= max(rank, 32)), rank)}
             self.lora = LoRARequest("pricer", 1, str(folder))
+        # as greedy: the adapter's own prompt format unless one is given
+        self.prompt_format = named_format(prompt_format or (adapter_prompt_format(adapter)
+                                                            if adapter else "2024")).name
         self.llm = LLM(**engine)
         self.tokenizer = self.llm.get_tokenizer()
         # as greedy: 4 new tokens where whole prices are single tokens (Llama 3), 8 digit by digit
@@ -74,7 +79,8 @@ class VLLMPredictor(Predictor):
         self.sampling = SamplingParams(temperature=0, max_tokens=self.max_new_tokens)
         self.batch_size, self.max_model_len = batch_size, max_model_len
         self.info = {"model": model, "adapter": adapter, "precision": precision,
-                     "engine": "vllm", "max_model_len": max_model_len}
+                     "engine": "vllm", "max_model_len": max_model_len,
+                     "prompt_format": self.prompt_format}
 
     def settings(self) -> dict:
         return {"method": "greedy", "batch_size": self.batch_size,
@@ -83,8 +89,11 @@ class VLLMPredictor(Predictor):
     def encode(self, prompts: list[str]) -> list[list[int]]:
         """Token ids per prompt as greedy's (LLMPredictor._encode): the tokenizer with its
         special tokens; a prompt over the context keeps its head and its "...Price is $" tail."""
+        from pricer.data.prompts import format_prompts
+
         limit = self.max_model_len - self.max_new_tokens
-        ids = self.tokenizer(list(prompts))["input_ids"]
+        prompts = format_prompts(list(prompts), self.prompt_format, self.tokenizer)
+        ids = self.tokenizer(prompts)["input_ids"]
         tail = len(self.tokenizer("\n\n" + PRICE_PREFIX, add_special_tokens=False)["input_ids"]) + 1
         return [x[: limit - tail] + x[-tail:] if len(x) > limit else x for x in ids]
 
