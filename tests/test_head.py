@@ -97,9 +97,13 @@ def test_num_layers_cuts_the_model_and_the_predictor_follows(tiny_llama, items_f
     out = tmp_path / "cut"
     result = pricer("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
                     str(out), "--head", "regression", "--num-layers", "1", "--max-steps", "2",
-                    "--batch-size", "4", "--max-length", "48", "--report-to", "none", "--no-eval")
+                    "--batch-size", "4", "--max-length", "48", "--report-to", "none",
+                    "--eval-data", f"{DATA}/test.jsonl", "--eval-size", "3", "--results",
+                    str(tmp_path / "results"))
     assert_ok(result)
     assert json.loads((out / "head_config.json").read_text())["num_layers"] == 1
+    card = json.loads((out / "run_card.json").read_text())  # evaluated after training, by `head`
+    assert card["evaluation"]["n"] == 3 and card["config"]["eval_predictor"] == "head"
     keys = load_file(str(out / "adapter_model.safetensors")).keys()
     assert {int(k.split(".layers.")[1].split(".")[0]) for k in keys} == {0}
     from pricer.predict.registry import make_predictor
