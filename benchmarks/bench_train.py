@@ -44,8 +44,8 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
 
     from pricer.models.load import load_model, load_tokenizer
     from pricer.train.config import load_config, resolve
-    from pricer.train.dataset import build_dataset, load_train_items
-    from pricer.train.run import build_trainer, lora_config
+    from pricer.train.dataset import load_train_items
+    from pricer.train.run import build_data, build_trainer, lora_config
 
     run = {"model": model, "out": out, "max_steps": steps, "report_to": "none", "save_steps": 10_000}
     if variant == "amazon-write":
@@ -62,15 +62,7 @@ def measure(variant: str, model: str, items: int, steps: int, out: str) -> dict:
     if variant == "ours-nofast":
         config.fast_path = False
     tokenizer = load_tokenizer(model)
-    head_stats = (0.0, 1.0)
-    if variant == "amazon-head":
-        from pricer.train.head import build_head_dataset
-
-        data = build_head_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length,
-                                  balance_prices=config.balance_prices)
-        head_stats = (data.log_mean, data.log_std)
-    else:
-        data = build_dataset(load_train_items(str(DATA), items), tokenizer, config.max_length)
+    data, head_stats = build_data(config, load_train_items(str(DATA), items), tokenizer)
     class Clock(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
             if state.global_step == 1:  # the first step warms up kernels and allocators

@@ -181,9 +181,9 @@ def baselines(
     if not train_items:
         raise PricerError("the train split is empty")
     if holdout:  # the ensemble's validation slice stays unseen
-        from pricer.predict.ensemble import carve
+        from pricer.predict.ensemble import without_slice
 
-        train_items = carve(train_items, holdout, seed)[0][:max_items]
+        train_items = without_slice(train_items, holdout, max_items, seed)
     test_items = read_items(test or data, split="test")
     if not test_items:
         raise PricerError("the test split is empty")

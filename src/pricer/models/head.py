@@ -162,6 +162,18 @@ def keep_layers(model, num_layers: int | None):
     return model
 
 
+def pad_right(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of right-padded rows: the head reads each row's last real
+    token and the mean over its real tokens through the mask (training and prediction)."""
+    width = max(len(x) for x in ids)
+    batch = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(batch)
+    for row, x in enumerate(ids):
+        batch[row, : len(x)] = torch.tensor(x)
+        mask[row, : len(x)] = 1
+    return batch, mask
+
+
 def prompt_ids(tokenizer, prompt: str, max_length: int, prompt_format: str = "2024") -> tuple[list[int], bool]:
     """(token ids, shortened?) of a test prompt of at most `max_length` tokens: the question,
     the description cut to what fits, "Price is $". The three parts are tokenised apart, so the

@@ -40,6 +40,14 @@ def carve(items: list, val_size: int, seed: int = 42) -> tuple[list, list]:
     return [items[i] for i in order[:-val_size]], [items[i] for i in order[-val_size:]]
 
 
+def without_slice(items: list, val_size: int, limit: int | None = None, seed: int = 42) -> list:
+    """The items a member of an ensemble may learn from: `items` without the validation slice
+    `carve(items, val_size, seed)` holds out (none when val_size is 0), the first `limit` of them
+    (`pricer train --holdout`, `pricer baselines --holdout`)."""
+    kept = carve(items, val_size, seed)[0] if val_size else items
+    return kept[:limit]
+
+
 def _logs(guesses) -> np.ndarray:
     return np.log1p([g if g is not None and math.isfinite(g) and g > 0 else 0.0 for g in guesses])
 

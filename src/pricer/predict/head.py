@@ -30,7 +30,7 @@ class HeadPredictor(Predictor):
 
     @torch.inference_mode()
     def predict(self, prompts: list[str]) -> list[float | None]:
-        from pricer.models.head import prompt_ids
+        from pricer.models.head import pad_right, prompt_ids
 
         c = self.head.config
         ids = [prompt_ids(self.tokenizer, p, c.max_length, c.prompt_format)[0] for p in prompts]
@@ -40,12 +40,7 @@ class HeadPredictor(Predictor):
         decoder = self.model.get_decoder()
         for start in range(0, len(order), self.chunk):
             rows = order[start:start + self.chunk]
-            width = max(len(ids[i]) for i in rows)
-            batch = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros_like(batch)
-            for r, i in enumerate(rows):
-                batch[r, : len(ids[i])] = torch.tensor(ids[i])
-                mask[r, : len(ids[i])] = 1
+            batch, mask = pad_right([ids[i] for i in rows], self.pad_id)
             batch, mask = batch.to(device), mask.to(device)
             out = decoder(input_ids=batch, attention_mask=mask, use_cache=False,
                           output_hidden_states=True)

@@ -62,12 +62,9 @@ class HeadCollator:
         self.pad_id = pad_id
 
     def __call__(self, rows: list[dict]) -> dict:
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
-            mask[i, : len(r["input_ids"])] = 1
+        from pricer.models.head import pad_right
+
+        ids, mask = pad_right([r["input_ids"] for r in rows], self.pad_id)
         return {"input_ids": ids, "attention_mask": mask,
                 "labels": torch.tensor([r["labels"] for r in rows]),
                 "weights": torch.tensor([r["weights"] for r in rows])}

@@ -207,6 +207,20 @@ def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]
 
 # ---- the run -------------------------------------------------------------------------------
 
+def build_data(config: TrainConfig, items, tokenizer):
+    """(the run's training data, the head's log-price mean and std): prompt/completion pairs for
+    the generation recipe, token ids + labels for `head: regression` (train/head.py)."""
+    from pricer.train.dataset import build_dataset
+
+    if config.head == "regression":
+        from pricer.train.head import build_head_dataset
+
+        data = build_head_dataset(items, tokenizer, config.max_length, config.prompt_format,
+                                  config.balance_prices)
+        return data, (data.log_mean, data.log_std)
+    return build_dataset(items, tokenizer, config.max_length, config.prompt_format), (0.0, 1.0)
+
+
 def items_needed(config: TrainConfig, processes: int) -> int | None:
     """How many items a run can use: max_steps x batch x accumulation x processes when
     max_steps is set (so a 5-step run does not tokenise 14,000 items), and max_items."""
@@ -236,7 +250,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
 
     from pricer.models.default import public_id
     from pricer.models.load import load_tokenizer
-    from pricer.train.dataset import build_dataset, load_train_items
+    from pricer.train.dataset import load_train_items
     from pricer.train.progress import RunClock
     from pricer.train.runcard import write_run_card
 
@@ -261,18 +275,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     needed = items_needed(config, state.num_processes)
     items = load_train_items(config.data, None if config.holdout else needed)
     if config.holdout:  # the ensemble's validation slice stays unseen
-        from pricer.predict.ensemble import carve
+        from pricer.predict.ensemble import without_slice
 
-        items = carve(items, config.holdout, config.seed)[0][:needed]
-    if config.head == "regression":
-        from pricer.train.head import build_head_dataset
-
-        data = build_head_dataset(items, tokenizer, config.max_length,
-                                  config.prompt_format, config.balance_prices)
-        head_stats = (data.log_mean, data.log_std)
-    else:
-        data = build_dataset(items, tokenizer, config.max_length, config.prompt_format)
-        head_stats = (0.0, 1.0)
+        items = without_slice(items, config.holdout, needed, config.seed)
+    data, head_stats = build_data(config, items, tokenizer)
     say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
         f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
     if config.batch_tokens:  # a token budget: as many items as fit, padded to the longest
