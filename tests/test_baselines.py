@@ -72,7 +72,7 @@ def test_fit_save_reload(kind, train, test, tmp_path):
     assert not again.needs_fit and again.name == kind
     assert again.predict([i.prompt for i in test]) == guesses  # exactly the same model
     assert again.settings() == {"kind": kind, "seed": 42, "train_size": 600,
-                                "balance_prices": False}
+                                "balance_prices": False, "prices_like_items": 0}
 
 
 def test_balanced_baselines_weight_every_price_band_the_same(train, test, tmp_path):
@@ -89,6 +89,29 @@ def test_balanced_baselines_weight_every_price_band_the_same(train, test, tmp_pa
     assert max(weights) > 2 * min(weights)  # the train split is unbalanced, so the weights bite
     again = make_predictor("baseline", path=balanced.save(tmp_path / "b.skops"))
     assert again.name == "bow-lr-balanced" and again.predict(prompts) == balanced.predict(prompts)
+
+
+@pytest.mark.parametrize("kind", ["features-lr", "dnn"])
+def test_prices_like_weighs_train_items_towards_the_test_like_price_mix(kind, test, tmp_path):
+    """--prices-like: the learnt baselines weigh train items so that their price bands count like
+    another sample's (here the test items' prices: a cheap train split then guesses higher);
+    named KIND-shifted, and the setting survives save/reload."""
+    import numpy as np
+
+    train = read_items(AMAZON_TRAIN, split="train")[2000:2600]  # past the test-like 997: cheap
+    assert np.mean([i.price for i in train]) < 0.6 * np.mean([i.price for i in test])
+    prompts = [i.prompt for i in test]
+    like = [i.price for i in test]
+    options = {"epochs": 8} if kind == "dnn" else {}
+    plain = make_predictor(kind, **options)
+    shifted = make_predictor(kind, prices_like=like, **options)
+    for predictor in (plain, shifted):
+        predictor.fit([i.prompt for i in train], [i.price for i in train])
+    assert shifted.name == f"{kind}-shifted"
+    assert np.mean(shifted.predict(prompts)) > 1.2 * np.mean(plain.predict(prompts))
+    suffix = ".safetensors" if kind == "dnn" else ".skops"
+    again = make_predictor("baseline", path=shifted.save(tmp_path / f"s{suffix}"))
+    assert again.name == f"{kind}-shifted" and again.predict(prompts) == shifted.predict(prompts)
 
 
 def test_saved_pickle_is_refused_without_running_it(tmp_path):

@@ -73,6 +73,7 @@ def test_merge_gives_the_adapter_model(tiny_llama, adapter, prompts, tmp_path):
         prices("expected", prompts, model=str(tiny_llama), adapter=str(adapter)), rel=1e-4)
     card = (out / "README.md").read_text()
     assert "No run card" in card and "model.safetensors" in card
+    assert "How much does this cost to the nearest dollar?" in card  # no run card: 2024
 
 
 def test_4bit_adapter_is_merged_into_16_bit_with_a_caveat(tiny_llama, adapter, tmp_path):
@@ -84,6 +85,7 @@ def test_4bit_adapter_is_merged_into_16_bit_with_a_caveat(tiny_llama, adapter, t
         "base_model": str(tiny_llama), "data": "train.jsonl", "data_fingerprint": "abc123",
         "items": 400, "steps": 100, "epochs": 1.0, "final_loss": 1.25, "train_seconds": 60,
         "device": "cuda", "config": {"precision": "4bit", "lora_r": 8, "lora_alpha": 16,
+                                     "prompt_format": "2025",
                                      "target_modules": ["q_proj"], "learning_rate": 1e-4},
         "evaluation": {"predictor": "greedy", "n": 250, "error": 55.5, "rmsle": 0.61, "hits": 48.0},
         "eval_data": "test.jsonl"}))
@@ -93,6 +95,8 @@ def test_4bit_adapter_is_merged_into_16_bit_with_a_caveat(tiny_llama, adapter, t
     assert "caveat" in result.stderr and "4bit" in result.stderr
     card = (out / "README.md").read_text()
     assert "## Caveat" in card and "abc123" in card and "$55.50" in card and "LoRA r=8" in card
+    # the prompt it was trained with: the 2025 question, not the 2024 one
+    assert "What does this cost to the nearest dollar?" in card and "How much" not in card
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
 
 

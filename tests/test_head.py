@@ -150,3 +150,70 @@ def test_head_settings_are_checked_before_any_work(tiny_llama, items_file, tmp_p
     assert_bad_input(pricer(*common, "--head", "regression", "--lora-layers", "5", "--max-steps", "1"),
                      "lora_layers 5")
     assert not (tmp_path / "x").exists()
+
+
+def test_init_from_starts_a_run_from_another_runs_adapter_and_head(head_run, tiny_llama,
+                                                                    items_file, tmp_path):
+    """`--init-from RUN`: the new run's model starts with RUN's adapter and head (a further epoch,
+    or other weights); weights that do not fit are one line."""
+    import torch
+
+    from pricer.train.config import TrainConfig, resolve
+    from pricer.train.run import build_data, build_trainer
+    from pricer.data.items import read_items
+    from pricer.models.load import load_tokenizer
+
+    out, _ = head_run
+    config = resolve(TrainConfig(model=str(tiny_llama), data=str(items_file), head="regression",
+                                 lora_layers=1, head_layers=2, max_length=64, report_to="none",
+                                 init_from=str(out), out=str(tmp_path / "next")), None)
+    tokenizer = load_tokenizer(config.model)
+    data, stats = build_data(config, read_items(items_file, split="train"), tokenizer)
+    model = build_trainer(config, tokenizer, data.dataset, head_stats=stats).model
+    saved_head, saved_lora = load_file(str(out / "head.safetensors")), \
+        load_file(str(out / "adapter_model.safetensors"))
+    for name, value in saved_head.items():
+        assert torch.equal(model.head.state_dict()[name], value)
+    lora = {k: v for k, v in model.lm.state_dict().items() if "lora_B" in k}
+    assert len(lora) == sum("lora_B" in k for k in saved_lora) > 0
+    assert all(v.abs().sum() > 0 for v in lora.values())  # a fresh LoRA B is all zeros
+
+    common = ("train", "--model", str(tiny_llama), "--data", str(items_file), "--head",
+              "regression", "--lora-layers", "1", "--max-length", "64", "--report-to", "none",
+              "--max-steps", "1", "--no-eval", "--init-from", str(out))
+    assert_bad_input(pricer(*common, "--out", str(tmp_path / "a"), "--head-layers", "1"),
+                     "do not fit this run's settings")
+    assert_bad_input(pricer(*common, "--out", str(tmp_path / "b"), "--head-layers", "2",
+                            "--lora-r", "4"), "do not fit this run's settings")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_prices_like_weighs_the_items_like_another_files_prices(tiny_llama, items_file, tmp_path):
+    from pricer.data.balance import BANDS, prices_like
+    from pricer.models.load import load_tokenizer
+    from pricer.train.head import build_head_dataset
+    from pricer.data.items import read_items
+
+    items = read_items(items_file, split="train")
+    like_rows = [json.loads(line) for line in open(f"{DATA}/test.jsonl")][:200]
+    like_file = tmp_path / "like.jsonl"
+    like_file.write_text("".join(json.dumps(r) + "\n" for r in like_rows))
+    like = prices_like(like_file)
+    data = build_head_dataset(items, load_tokenizer(str(tiny_llama)), 64, prices_like=like)
+    weights = np.array(data.dataset["weights"])
+    prices = np.array([i.price for i in items])
+    assert weights.mean() == pytest.approx(1.0)
+    # each band's share of the weight is its share among the test-like prices, where items have it
+    bands, like_bands = np.digitize(prices, BANDS[1:-1]), np.digitize(like, BANDS[1:-1])
+    for band in set(bands):
+        want = np.mean(like_bands == band)
+        assert weights[bands == band].sum() / weights.sum() == pytest.approx(
+            want / np.mean(np.isin(like_bands, list(set(bands)))), rel=1e-6)
+    common = ("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
+              str(tmp_path / "x"), "--report-to", "none", "--max-steps", "1")
+    assert_bad_input(pricer(*common, "--prices-like", str(like_file)), "--head regression")
+    assert_bad_input(pricer(*common, "--head", "regression", "--prices-like", str(like_file),
+                            "--balance-prices"), "choose one of")
+    assert_bad_input(pricer(*common, "--head", "regression", "--prices-like",
+                            str(tmp_path / "none.jsonl")), "none.jsonl")
+    assert not (tmp_path / "x").exists()

@@ -349,6 +349,27 @@ def test_download_from_the_hub_cache_offline(tiny_llama, tmp_path, capsys, monke
                           str(tmp_path / "x"), says="not in the local Hub cache")
 
 
+def test_hub_adapter_keeps_the_prompt_format_it_was_trained_with(tiny_llama, tmp_path, monkeypatch):
+    """A pricer run pushed to the Hub carries train_config.yaml: resolving the adapter fetches it,
+    so a 2025-format adapter is prompted in 2025 format; one without it reads as 2024."""
+    import huggingface_hub.constants as hub
+
+    from pricer.data.prompts import adapter_prompt_format
+    from pricer.models.load import resolve_adapter
+
+    cache = tmp_path / "hub"
+    adapter = make_adapter(tiny_llama, tmp_path / "adapter")
+    files = {f.name: f for f in adapter.iterdir()}
+    config = tmp_path / "train_config.yaml"
+    config.write_text("prompt_format: '2025'\n")
+    hub_cache(cache, "acme/lora-2025", files | {"train_config.yaml": config})
+    hub_cache(cache, "acme/lora-plain", files)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    assert adapter_prompt_format(resolve_adapter("acme/lora-2025")) == "2025"
+    assert adapter_prompt_format(resolve_adapter("acme/lora-plain")) == "2024"
+
+
 # --- the real default model ---------------------------------------------------------------------
 
 @pytest.mark.slow

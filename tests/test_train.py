@@ -185,6 +185,10 @@ def test_cli_print_config_writes_clean_yaml(tmp_path):
     again = assert_ok(pricer("train", "--config", config, "--learning-rate", "3e-4",
                              "--lora-alpha", "8", "--print-config"))
     assert again.stdout == shown.stdout  # --lr is an alias of --learning-rate
+    config.write_text("head: regression\nbalance_prices: true\ngroup_by_length: false\n")
+    off = yaml.safe_load(assert_ok(pricer("train", "--config", config, "--no-balance-prices",
+                                          "--group-by-length", "--print-config")).stdout)
+    assert off["balance_prices"] is False and off["group_by_length"] is True  # a config's yes/no, turned
 
 
 def test_every_config_field_is_an_option_with_its_default_shown():

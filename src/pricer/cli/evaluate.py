@@ -151,6 +151,10 @@ def baselines(
     balance_prices: Annotated[bool, typer.Option(
         help="Weight train items so that every price band counts the same (the learnt "
              "baselines, saved and named KIND-balanced).")] = False,
+    prices_like: Annotated[Optional[str], typer.Option(
+        help="Weight train items so that their price bands weigh like this file's items (e.g. "
+             "train items known to be like the test split; only their prices are read; saved "
+             "and named KIND-shifted).")] = None,
     holdout: Annotated[int, typer.Option(
         help="Leave out the validation slice of pricer ensemble --val-size N (same seeded "
              "carve, --seed), so the saved baselines can be ensemble members.")] = 0,
@@ -177,6 +181,11 @@ def baselines(
         raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
     if holdout < 0:
         raise PricerError(f"--holdout must be 0 or more, got {holdout}")
+    if balance_prices and prices_like:
+        raise PricerError("choose one of --balance-prices and --prices-like")
+    from pricer.data.balance import prices_like as read_prices_like
+
+    like = read_prices_like(prices_like) if prices_like else None
     train_items = _train_items(data, train, None if holdout else max_items)
     if not train_items:
         raise PricerError("the train split is empty")
@@ -218,7 +227,7 @@ def baselines(
 
         found = run_baselines(train_items, test_items, chosen, results, eval_size=size,
                               seed=seed, bounds=bounds, progress=show, on_result=done,
-                              balance_prices=balance_prices)
+                              balance_prices=balance_prices, prices_like=like)
         progress.remove_task(step)
     board = lb.rows(found)  # one test split, so one board
     console.print(lb.table(board, title="baselines"))
@@ -337,13 +346,9 @@ def ensemble(
         raise PricerError(f"--val-size must be at least 1, got {val_size}")
     if balance_prices and prices_like:
         raise PricerError("choose one of --balance-prices and --prices-like")
-    like = None
-    if prices_like:
-        from pricer.data.items import read_items
+    from pricer.data.balance import prices_like as read_prices_like
 
-        like = [i.price for i in read_items(prices_like, split="train") if i.price and i.price > 0]
-        if not like:
-            raise PricerError(f"{prices_like}: no priced items to weigh like")
+    like = read_prices_like(prices_like) if prices_like else None
     if out.exists() and not overwrite:
         raise PricerError(f"{out}: exists (give --overwrite to replace it)")
     specs = [parse_member(m) for m in member]

@@ -40,7 +40,9 @@ def config_options() -> list[inspect.Parameter]:
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = ",".join(default) if isinstance(default, list) else str(default)
-        names = NAMES.get(f.name, ("--" + f.name.replace("_", "-"),))
+        flag = f.name.replace("_", "-")
+        names = NAMES.get(f.name, (f"--{flag}/--no-{flag}" if _option_type(f.type) is bool
+                                   else f"--{flag}",))
         option = typer.Option(None, *names, help=f.metadata.get("help", ""),
                               show_default=False if default is None else shown)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from pricer.errors import PricerError
+
 REFERENCE_SIZE = 400_000 + 2_000
 # price bands (dollars) for weighting items at training time: the error-by-band chart's bands
 BANDS = (0, 10, 25, 50, 100, 200, 400, math.inf)
@@ -115,3 +117,33 @@ def shift_weights(prices, target_prices) -> np.ndarray:
     want = np.bincount(np.digitize(target, BANDS[1:-1]), minlength=n_bands) / len(target)
     weights = want[band] / have[band]
     return weights * len(prices) / weights.sum()
+
+
+def item_weights(prices, balance: bool = False, like=None) -> np.ndarray:
+    """The training weights every learner uses: ones; with `balance` band_weights (every price
+    band counts the same); with `like` (prices of items like those to be priced)
+    shift_weights towards their price mix. Not both."""
+    if balance and like is not None:
+        raise PricerError("choose one of --balance-prices and --prices-like")
+    if balance:
+        return band_weights(prices)
+    if like is not None:
+        return shift_weights(prices, like)
+    return np.ones(len(prices))
+
+
+def prices_like(source) -> list[float]:
+    """The prices of a file of items (or a saved data set's train split), for `--prices-like`:
+    only their prices are read, to weigh other items like them."""
+    from pricer.data.items import read_items
+
+    like = [i.price for i in read_items(source, split="train") if i.price and i.price > 0]
+    if not like:
+        raise PricerError(f"{source}: no priced items to weigh like")
+    return like
+
+
+def weighted_name(kind: str, balance: bool = False, like=None) -> str:
+    """KIND, KIND-balanced (every price band weighs the same) or KIND-shifted (weighted towards
+    --prices-like's price mix): the name a weighted learner is saved and ranked under."""
+    return f"{kind}-balanced" if balance else f"{kind}-shifted" if like else kind

@@ -50,12 +50,14 @@ def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) 
 
 def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int | None = 250,
                   seed: int = 42, bounds: tuple[float, float] | None = None,
-                  progress=None, on_result=None, balance_prices: bool = False) -> list[dict]:
+                  progress=None, on_result=None, balance_prices: bool = False,
+                  prices_like: list[float] | None = None) -> list[dict]:
     """Fit each chosen baseline on the train items, save the learnt ones (RESULTS/models/KIND.skops;
     dnn: RESULTS/models/dnn.safetensors),
     evaluate each on the first `eval_size` test items (None: all) and write its result once.
     `balance_prices`: the learnt ones weight train items so every price band counts the same
-    (named KIND-balanced).
+    (named KIND-balanced); `prices_like` (prices of items like the test's): weighted towards
+    that price mix instead (named KIND-shifted; pricer.data.balance).
 
     `progress(kind, stage, done, total)` reports "fitting"/"evaluating" (done/total may be None);
     `on_result(result)` is called after each baseline. Returns the results."""
@@ -74,7 +76,8 @@ def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval
     results = []
     for kind in chosen:
         learns = kind in KINDS or kind == "dnn"
-        predictor = (make_predictor(kind, seed=seed, balance_prices=balance_prices or None)
+        predictor = (make_predictor(kind, seed=seed, balance_prices=balance_prices or None,
+                                    prices_like=prices_like)
                      if learns else make_predictor(kind, seed=seed) if kind == "random"
                      else make_predictor(kind))
         fit = None

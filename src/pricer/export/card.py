@@ -3,7 +3,7 @@ to run it. Built from the adapter's run card (run_card.json, written by `pricer 
 
 from __future__ import annotations
 
-from pricer.data.prompts import QUESTION, PRICE_PREFIX
+from pricer.data.prompts import DEFAULT_FORMAT, PRICE_PREFIX, prompt_format
 
 
 def _training_lines(run: dict) -> list[str]:
@@ -36,6 +36,7 @@ def _score_lines(run: dict) -> list[str]:
 def model_card(merged, files: list[str]) -> str:
     """Markdown with a small YAML header (base model, library) that the Hub understands."""
     run = merged.run_card
+    trained_with = prompt_format((run.get("config") or {}).get("prompt_format") or DEFAULT_FORMAT)
     what = (f"`{merged.base}` with the LoRA adapter `{merged.adapter}` merged into its weights "
             f"({merged.dtype})" if merged.adapter else f"`{merged.base}` ({merged.dtype}), no adapter")
     lines = [
@@ -52,10 +53,12 @@ def model_card(merged, files: list[str]) -> str:
         "## Prompt",
         "",
         "Raw completion, no chat template. The model continues the text after the dollar sign "
-        "with the price (whole dollars and `.00`):",
+        f"with the price (whole dollars and `.00`); prompt format {trained_with.name}"
+        + (f", the description cut to {trained_with.description_tokens} tokens:"
+           if trained_with.description_tokens else ":"),
         "",
         "```text",
-        f"{QUESTION}",
+        f"{trained_with.question}",
         "",
         "<title and description of the item>",
         "",

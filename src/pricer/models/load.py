@@ -125,6 +125,10 @@ def resolve_adapter(adapter: str, revision: str | None = None, allow_pickle: boo
                 raise PricerError(f"adapter '{adapter}' has no adapter_model.safetensors; "
                                   f"{PICKLE_HINT}") from None
             hub_file(adapter, "adapter_model.bin", revision, what="adapter")
+        try:  # how a pricer run trained it (its prompt format); adapters from elsewhere lack it
+            hub_file(adapter, "train_config.yaml", revision, what="adapter")
+        except (FileNotFoundError, PricerError):  # not in the repo, or offline and not cached
+            pass
     if (folder / "adapter_model.safetensors").exists():
         return folder
     if (folder / "adapter_model.bin").exists():

@@ -173,10 +173,14 @@ class Baseline(Predictor):
     needs_fit = True
     batch_size = 256
 
-    def __init__(self, kind: str, seed: int = 42, balance_prices: bool = False):
+    def __init__(self, kind: str, seed: int = 42, balance_prices: bool = False,
+                 prices_like: list[float] | None = None):
         self.pipeline = pipeline(kind, seed)
         self.kind, self.seed, self.balance_prices = kind, seed, balance_prices
-        self.name = f"{kind}-balanced" if balance_prices else kind
+        self.prices_like = [float(p) for p in prices_like] if prices_like else None
+        from pricer.data.balance import weighted_name
+
+        self.name = weighted_name(kind, balance_prices, prices_like)
         self.train_size = 0
 
     def fit(self, prompts, prices, progress=None) -> "Baseline":
@@ -189,10 +193,11 @@ class Baseline(Predictor):
             embed(texts, progress)  # the slow part, with progress; the pipeline then reuses it
         y = np.array([v for _, v in pairs], dtype=float)
         weights = {}
-        if self.balance_prices:  # every price band weighs the same (pricer.data.balance)
-            from pricer.data.balance import band_weights
+        if self.balance_prices or self.prices_like:  # pricer.data.balance.item_weights
+            from pricer.data.balance import item_weights
 
-            weights = {f"{self.pipeline.steps[-1][0]}__sample_weight": band_weights(y)}
+            weights = {f"{self.pipeline.steps[-1][0]}__sample_weight":
+                       item_weights(y, self.balance_prices, self.prices_like)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LinearSVR convergence notes, all-NaN feature means
             self.pipeline.fit(texts, y, **weights)
@@ -202,7 +207,8 @@ class Baseline(Predictor):
 
     def settings(self) -> dict:
         return {"kind": self.kind, "seed": self.seed, "train_size": self.train_size,
-                "balance_prices": self.balance_prices}
+                "balance_prices": self.balance_prices,
+                "prices_like_items": len(self.prices_like or [])}
 
     def predict(self, prompts: list[str]) -> list[float | None]:
         if self.needs_fit:
@@ -222,7 +228,7 @@ class Baseline(Predictor):
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             sio.dump({"format": FORMAT, "kind": self.kind, "seed": self.seed,
-                      "balance_prices": self.balance_prices,
+                      "balance_prices": self.balance_prices, "prices_like": self.prices_like,
                       "train_size": self.train_size, "pipeline": self.pipeline}, path)
         return path
 
@@ -256,7 +262,8 @@ def load_baseline(path: str | Path) -> Baseline:
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("kind") not in KINDS:
         raise PricerError(refused)
     baseline = Baseline(saved["kind"], seed=int(saved["seed"]),
-                        balance_prices=bool(saved.get("balance_prices", False)))
+                        balance_prices=bool(saved.get("balance_prices", False)),
+                        prices_like=saved.get("prices_like"))
     baseline.pipeline, baseline.train_size = saved["pipeline"], int(saved["train_size"])
     baseline.needs_fit = False
     return baseline

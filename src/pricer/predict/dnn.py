@@ -69,7 +69,7 @@ class DnnPredictor(Predictor):
     def __init__(self, blocks: int = 4, width: int = 512, features: int = 5000,
                  epochs: int = 20, patience: int = 3, lr: float = 1e-3, train_batch: int = 128,
                  dropout: float = 0.2, val_fraction: float = 0.1, seed: int = 42,
-                 balance_prices: bool = False):
+                 balance_prices: bool = False, prices_like: list[float] | None = None):
         checks = [(blocks >= 0, "blocks must be 0 or more"), (width >= 1, "width must be >= 1"),
                   (features >= 1, "features must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                   (patience >= 1, "patience must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -83,8 +83,11 @@ class DnnPredictor(Predictor):
                        "epochs": int(epochs), "patience": int(patience), "lr": float(lr),
                        "train_batch": int(train_batch), "dropout": float(dropout),
                        "val_fraction": float(val_fraction), "seed": int(seed),
-                       "balance_prices": bool(balance_prices)}
-        self.name = "dnn-balanced" if balance_prices else "dnn"
+                       "balance_prices": bool(balance_prices),
+                       "prices_like": [float(p) for p in prices_like] if prices_like else None}
+        from pricer.data.balance import weighted_name
+
+        self.name = weighted_name("dnn", balance_prices, prices_like)
         self.model = None
         self.scale = (0.0, 1.0)  # mean and sd of log(1 + price) on the train prompts
         self.history: list[dict] = []  # per epoch: train and validation loss
@@ -113,11 +116,9 @@ class DnnPredictor(Predictor):
         mean, sd = float(logs[train].mean()), float(logs[train].std()) or 1.0
         self.scale = (mean, sd)
         y = torch.from_numpy(((logs - mean) / sd).astype(np.float32))
-        weights = np.ones(len(pairs))
-        if c["balance_prices"]:  # every price band weighs the same (pricer.data.balance)
-            from pricer.data.balance import band_weights
+        from pricer.data.balance import item_weights
 
-            weights = band_weights(np.expm1(logs))
+        weights = item_weights(np.expm1(logs), c["balance_prices"], c["prices_like"])
         w = torch.from_numpy(weights.astype(np.float32))
 
         def loss_fn(guess, truth, weight):  # weighted squared error on standardised log price
@@ -159,7 +160,8 @@ class DnnPredictor(Predictor):
         return self
 
     def settings(self) -> dict:
-        return {**self.config, "train_size": self.train_size,
+        like = self.config["prices_like"]
+        return {**self.config, "prices_like": len(like) if like else None, "train_size": self.train_size,
                 "epochs_run": len(self.history)}
 
     def predict(self, prompts: list[str]) -> list[float | None]:

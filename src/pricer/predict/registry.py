@@ -69,12 +69,14 @@ def ensemble(path: Path | None = None):
 
 def dnn(blocks: int = 4, width: int = 512, features: int = 5000, epochs: int = 20,
         patience: int = 3, lr: float = 1e-3, train_batch: int = 128, dropout: float = 0.2,
-        val_fraction: float = 0.1, seed: int = 42, balance_prices: bool = False):
+        val_fraction: float = 0.1, seed: int = 42, balance_prices: bool = False,
+        prices_like: list[float] | None = None):
     from pricer.predict.dnn import DnnPredictor
 
     return DnnPredictor(blocks=blocks, width=width, features=features, epochs=epochs,
                         patience=patience, lr=lr, train_batch=train_batch, dropout=dropout,
-                        val_fraction=val_fraction, seed=seed, balance_prices=balance_prices)
+                        val_fraction=val_fraction, seed=seed, balance_prices=balance_prices,
+                        prices_like=prices_like)
 
 
 def frontier(api_model: str | None = None, model: str | None = None, base_url: str | None = None,
@@ -150,10 +152,10 @@ def head(model: str = "default", adapter: str | None = None, precision: str = "a
 
 
 def _baseline_kind(kind: str):
-    def factory(seed: int = 42, balance_prices: bool = False):
+    def factory(seed: int = 42, balance_prices: bool = False, prices_like: list[float] | None = None):
         from pricer.predict.baselines import Baseline
 
-        return Baseline(kind, seed=seed, balance_prices=balance_prices)
+        return Baseline(kind, seed=seed, balance_prices=balance_prices, prices_like=prices_like)
 
     return factory
 

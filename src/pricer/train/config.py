@@ -85,6 +85,11 @@ class TrainConfig:
                                      "there (default: every layer).")
     balance_prices: bool = option(False, "Regression head: weight items so that every price band "
                                   "($0-10, 10-25, 25-50, 50-100, 100-200, 200-400, 400+) counts the same.")
+    prices_like: str | None = option(None, "Regression head: weight items so that their price "
+                                     "bands weigh like this file's items (e.g. train items known to "
+                                     "be like the test split; only their prices are read).")
+    init_from: str | None = option(None, "Start from this run's adapter (and head): a further "
+                                   "epoch or other weights, with a fresh optimiser and schedule.")
     seed: int = option(42, "Random seed (weights of LoRA, data order).")
     threads: int | None = option(None, "torch CPU threads (default: torch's choice).")
     # checkpoints and logs
@@ -188,9 +193,12 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.head_learning_rate > 0, "head_learning_rate must be > 0"),
         (config.num_layers is None or config.num_layers > 0, "num_layers must be > 0"),
         (config.lora_layers is None or config.lora_layers > 0, "lora_layers must be > 0"),
-        (config.head == "regression" or (config.num_layers is None and not config.balance_prices),
-         "num_layers and balance_prices need --head regression (an LM head after fewer "
-         "layers would write nonsense)"),
+        (config.head == "regression" or (config.num_layers is None and not config.balance_prices
+                                         and not config.prices_like),
+         "num_layers, balance_prices and prices_like need --head regression (an LM head after "
+         "fewer layers would write nonsense)"),
+        (not (config.balance_prices and config.prices_like),
+         "choose one of balance_prices and prices_like"),
         ((config.head == "regression") == (config.eval_predictor in ("auto", "head"))
          or config.eval_predictor == "auto",
          "a --head regression run is read by eval_predictor head; greedy/topk/expected read a "

@@ -34,7 +34,7 @@ class HeadData:
 
 
 def build_head_dataset(items: list[Item], tokenizer, max_length: int, prompt_format: str = "2024",
-                       balance_prices: bool = False) -> HeadData:
+                       balance_prices: bool = False, prices_like=None) -> HeadData:
     from datasets import Dataset
 
     from pricer.models.head import prompt_ids
@@ -46,9 +46,9 @@ def build_head_dataset(items: list[Item], tokenizer, max_length: int, prompt_for
     prices = np.array([i.price for i in kept], dtype=float)
     logs = np.log1p(prices)
     mean, std = float(logs.mean()), float(logs.std() or 1.0)
-    from pricer.data.balance import band_weights
+    from pricer.data.balance import item_weights
 
-    weights = band_weights(prices) if balance_prices else np.ones(len(kept))
+    weights = item_weights(prices, balance_prices, prices_like)
     dataset = Dataset.from_dict({"input_ids": list(ids), "labels": ((logs - mean) / std).tolist(),
                                  "weights": weights.tolist()})
     return HeadData(dataset, fingerprint(kept), len(kept), sum(truncated), len(items) - len(kept),
@@ -96,12 +96,9 @@ class HeadTrainer(Trainer):
         torch.save(self.args, f"{output_dir}/training_args.bin")
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
+        from pricer.train.run import load_run_weights
 
-        model = model or self.model
-        set_peft_model_state_dict(model.lm, load_file(f"{resume_from_checkpoint}/adapter_model.safetensors"))
-        model.load_head(resume_from_checkpoint)
+        load_run_weights(model or self.model, resume_from_checkpoint)
 
 
 def build_head_trainer(config, tokenizer, dataset, model, log_mean: float, log_std: float,

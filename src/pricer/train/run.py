@@ -125,6 +125,8 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
                                      lora=lora_config(config, layers),
                                      args=sft_config(config, **args), callbacks=[*callbacks])
         trainer.remove_callback(PrinterCallback)
+        if config.init_from:
+            load_run_weights(trainer.model, config.init_from)
         return trainer
     use_fast = fast.applies(model) if config.fast_path == "auto" else config.fast_path
     if use_fast and not fast.applies(model):
@@ -140,7 +142,33 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
         raise PricerError(f"target_modules {','.join(config.target_modules)}: not in "
                           f"{config.model} ({str(e).splitlines()[0]})") from None
     trainer.remove_callback(PrinterCallback)  # log dicts go to the callbacks, not to stdout
+    if config.init_from:
+        load_run_weights(trainer.model, config.init_from)
     return trainer
+
+
+def load_run_weights(model, folder) -> None:
+    """Load a run's (or checkpoint's) adapter, and its head for a HeadModel, into `model` (a
+    PEFT model or HeadModel built with the same LoRA settings): `init_from`, and resuming."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from pricer.models.head import HeadModel
+
+    weights = Path(folder) / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise PricerError(f"{folder}: no adapter_model.safetensors to start from")
+    is_head = isinstance(model, HeadModel)
+    try:
+        loaded = set_peft_model_state_dict(model.lm if is_head else model, load_file(str(weights)))
+        if is_head:
+            model.load_head(folder)
+    except RuntimeError as e:  # a tensor of another shape: another rank, width or pooling
+        raise PricerError(f"{folder}: its weights do not fit this run's settings "
+                          f"({str(e).splitlines()[-1].strip()[:160]})") from None
+    if loaded.unexpected_keys:  # other layers or target modules
+        raise PricerError(f"{folder}: {len(loaded.unexpected_keys)} of its adapter's tensors have "
+                          "no place in this run (other target_modules or lora_layers?)")
 
 
 # ---- the output folder ---------------------------------------------------------------------
@@ -215,8 +243,11 @@ def build_data(config: TrainConfig, items, tokenizer):
     if config.head == "regression":
         from pricer.train.head import build_head_dataset
 
+        from pricer.data.balance import prices_like
+
         data = build_head_dataset(items, tokenizer, config.max_length, config.prompt_format,
-                                  config.balance_prices)
+                                  config.balance_prices,
+                                  prices_like(config.prices_like) if config.prices_like else None)
         return data, (data.log_mean, data.log_std)
     return build_dataset(items, tokenizer, config.max_length, config.prompt_format), (0.0, 1.0)
 
