@@ -10,7 +10,8 @@ from clirun import assert_bad_input, assert_ok, pricer
 from conftest import AMAZON_TEST, AMAZON_TRAIN
 from pricer.data.items import read_items
 from pricer.errors import PricerError
-from pricer.predict.ensemble import carve, fit_ensemble, fit_weights, load_ensemble, parse_member
+from pricer.data.validation import carve
+from pricer.predict.ensemble import fit_ensemble, fit_weights, load_ensemble, parse_member
 from pricer.predict.registry import make_predictor
 
 

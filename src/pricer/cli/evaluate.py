@@ -190,7 +190,7 @@ def baselines(
     if not train_items:
         raise PricerError("the train split is empty")
     if holdout:  # the ensemble's validation slice stays unseen
-        from pricer.predict.ensemble import without_slice
+        from pricer.data.validation import without_slice
 
         train_items = without_slice(train_items, holdout, max_items, seed)
     test_items = read_items(test or data, split="test")

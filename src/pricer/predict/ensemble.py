@@ -3,7 +3,7 @@
     log(1 + guess) = intercept + sum_i weight_i * log(1 + guess_i)
 
 The weights are non-negative least squares on log price (scipy.optimize.nnls) over the members'
-guesses on a validation slice carved from the TRAIN split (`carve`: a seeded shuffle, the last
+guesses on a validation slice carved from the TRAIN split (`data/validation.py: carve`, a seeded shuffle, the last
 `val_size` items; never the test split). The intercept is free (two non-negative columns, +1 and
 -1), so the weights need not sum to 1. With `balance_prices`, each validation item is weighted so
 that every price band counts the same (weighted least squares), for a train split cheaper than
@@ -25,27 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pricer.data.validation import carve
 from pricer.errors import PricerError, reading, writing
 from pricer.predict.base import Predictor
 
 FORMAT = "pricer-ensemble/1"
-
-
-def carve(items: list, val_size: int, seed: int = 42) -> tuple[list, list]:
-    """(fit items, validation items): a seeded shuffle of `items`, the last `val_size` held out."""
-    if not 1 <= val_size < len(items):
-        raise PricerError(f"--val-size must be between 1 and {len(items) - 1} (the train split "
-                          f"has {len(items)} items), got {val_size}")
-    order = np.random.default_rng(seed).permutation(len(items))
-    return [items[i] for i in order[:-val_size]], [items[i] for i in order[-val_size:]]
-
-
-def without_slice(items: list, val_size: int, limit: int | None = None, seed: int = 42) -> list:
-    """The items a member of an ensemble may learn from: `items` without the validation slice
-    `carve(items, val_size, seed)` holds out (none when val_size is 0), the first `limit` of them
-    (`pricer train --holdout`, `pricer baselines --holdout`)."""
-    kept = carve(items, val_size, seed)[0] if val_size else items
-    return kept[:limit]
 
 
 def _logs(guesses) -> np.ndarray:

@@ -306,7 +306,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     needed = items_needed(config, state.num_processes)
     items = load_train_items(config.data, None if config.holdout else needed)
     if config.holdout:  # the ensemble's validation slice stays unseen
-        from pricer.predict.ensemble import without_slice
+        from pricer.data.validation import without_slice
 
         items = without_slice(items, config.holdout, needed, config.seed)
     data, head_stats = build_data(config, items, tokenizer)
