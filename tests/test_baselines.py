@@ -102,7 +102,7 @@ def test_prices_like_weighs_train_items_towards_the_test_like_price_mix(kind, te
     assert np.mean([i.price for i in train]) < 0.6 * np.mean([i.price for i in test])
     prompts = [i.prompt for i in test]
     like = [i.price for i in test]
-    options = {"epochs": 8} if kind == "dnn" else {}
+    options = {"epochs": 6, "width": 128, "blocks": 2} if kind == "dnn" else {}
     plain = make_predictor(kind, **options)
     shifted = make_predictor(kind, prices_like=like, **options)
     for predictor in (plain, shifted):
