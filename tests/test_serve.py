@@ -223,3 +223,42 @@ def test_a_client_that_hangs_up_is_dropped_and_counted():
         echo.gate.set()
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
+    """Clients answered by one batch send their next request 10-45 ms later (staggered). With a
+    fixed 5 ms window a slow predictor (1 s a batch) then gets alternating small and large
+    batches; a window of 5 % of the last batch's time (50 ms) gathers them all into one."""
+    import asyncio
+
+    from pricer.serve import batcher as batching
+
+    class Slow(Predictor):
+        name = "slow"
+
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, prompts):
+            self.calls.append(len(prompts))
+            time.sleep(1.0)
+            return [1.0] * len(prompts)
+
+    async def clients(slow, rounds=3, n=8):
+        b = batching.MicroBatcher(slow, max_batch=n, window_s=0.005)
+
+        async def client(i):
+            for _ in range(rounds):
+                await b.submit([f"item {i}"])
+                await asyncio.sleep(0.010 + 0.005 * i)  # the client's round trip
+
+        await asyncio.gather(*(client(i) for i in range(n)))
+        await b.close()
+
+    adaptive = Slow()
+    asyncio.run(clients(adaptive))
+    assert adaptive.calls[1:] == [8] * (len(adaptive.calls) - 1), adaptive.calls  # full batches
+    monkeypatch.setattr(batching, "WINDOW_SHARE", 0.0)  # a fixed 5 ms window
+    fixed = Slow()
+    asyncio.run(clients(fixed))
+    assert min(fixed.calls[1:]) < 8 and len(fixed.calls) > len(adaptive.calls), fixed.calls

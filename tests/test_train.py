@@ -218,6 +218,11 @@ def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
     head = load_config("amazon-head")
     assert (head.head, head.num_layers, head.lora_layers, head.max_length) == ("regression", 12, 5, 128)
     assert resolve(head, "cpu").eval_predictor == "head"
+    second = load_config("amazon-head-2")  # the same model, a second epoch, test-like weights
+    assert (second.init_from, second.balance_prices, second.prices_like) == (
+        head.out, False, "results/amazon/reference-split-train.jsonl")
+    assert all(getattr(second, k) == getattr(head, k) for k in
+               ("num_layers", "lora_layers", "lora_r", "head_pooling", "max_length", "holdout"))
     assert load_config("configs/demo.yaml") == load_config("demo")  # the old spelling
     shown = assert_ok(pricer("train", "--config", "reference", "--print-config")).stdout
     assert "lora_alpha: 64" in shown

@@ -24,7 +24,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     max_batch: Annotated[int, typer.Option(help="Items per predictor call (1: no micro-batching).")] = 32,
-    window_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.")] = 5.0,
+    window_ms: Annotated[float, typer.Option(help="How long a request waits at least for others to batch with (after slow batches longer: 5 % of the last batch's time, at most 1 s; 0: never waits).")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="Items allowed to wait; more get 503.")] = 1024,
     max_items: Annotated[int, typer.Option(help="Items allowed in one request; more get 413.")] = 1000,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body in KiB; larger get 413.")] = 1024,
