@@ -112,10 +112,17 @@ def test_cli_ensemble_weighs_the_slice_like_given_prices(tmp_path):
     like = tmp_path / "like.jsonl"
     like.write_text("".join(line + "\n" for line in open(AMAZON_TRAIN).read().splitlines()[:997]))
     out = tmp_path / "w.json"
-    assert_ok(pricer("ensemble", "--train", AMAZON_TRAIN, "--max-items", "400", "--val-size",
-                     "100", "--member", "constant", "--member", "bow-lr", "--prices-like", like,
-                     "--out", out))
-    assert json.loads(out.read_text())["validation"]["prices_like_items"] == 997
+    shown = assert_ok(pricer("ensemble", "--train", AMAZON_TRAIN, "--max-items", "400",
+                             "--val-size", "100", "--member", "constant", "--member", "bow-lr",
+                             "--prices-like", like, "--out", out, env={"COLUMNS": "200"}))
+    val = json.loads(out.read_text())["validation"]
+    assert val["prices_like_items"] == 997
+    # the slice's figures are shown as fitted: weighed like the given prices, beside the plain ones
+    assert "weighted error $" in shown.stdout and "bow-lr" in shown.stdout
+    assert [m["name"] for m in val["members"]] == ["constant", "bow-lr"]
+    for s in [*val["members"], val["ensemble"]]:
+        assert s["weighted_error"] > 0 and s["weighted_rmsle"] > 0
+    assert val["ensemble"]["weighted_rmsle"] <= min(m["weighted_rmsle"] for m in val["members"]) + 1e-9
     assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--member", "constant",
                             "--balance-prices", "--prices-like", like, "--out",
                             tmp_path / "z.json"), "choose one")

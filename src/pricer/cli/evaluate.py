@@ -366,14 +366,21 @@ def ensemble(
     val = found["validation"]
     t = Table(title=f"ensemble weights ({found['method']}); validation: {val['items']} train "
                     f"items held out, members fitted on {val['fit_items']}", header_style="bold")
-    for column in ("member", "weight", "val error $", "val RMSLE"):
+    weighted = "weighted_error" in val["ensemble"]  # the slice was weighted: its figures too
+    columns = ["member", "weight", "val error $", "val RMSLE"]
+    columns += ["weighted error $", "weighted RMSLE"] if weighted else []
+    for column in columns:
         t.add_column(column, justify="left" if column == "member" else "right")
+
+    def figures(s):
+        shown = [f"{s['error']:,.2f}", f"{s['rmsle']:.3f}"]
+        return shown + ([f"{s['weighted_error']:,.2f}", f"{s['weighted_rmsle']:.3f}"] if weighted else [])
+
     for m, w, s in zip(found_ens.members, found_ens.weights, val["members"]):
-        label = m.get("fitted", m["predictor"]) + "".join(f" {k}={v}" for k, v in m["options"].items())
-        t.add_row(label, f"{w:.4f}", f"{s['error']:,.2f}", f"{s['rmsle']:.3f}")
-    t.add_row("intercept", f"{found_ens.intercept:+.4f}", "", "")
-    t.add_row("[bold]ensemble[/]", "", f"{val['ensemble']['error']:,.2f}",
-              f"{val['ensemble']['rmsle']:.3f}")
+        where = "".join(f" {k}={v}" for k, v in m["options"].items())
+        t.add_row(f"{s['name']} ({m.get('fitted', m['predictor'])}{where})", f"{w:.4f}", *figures(s))
+    t.add_row("intercept", f"{found_ens.intercept:+.4f}", *[""] * (len(columns) - 2))
+    t.add_row("[bold]ensemble[/]", "", *figures(val["ensemble"]))
     console.print(t)
     console.print(f"weights: {out}; evaluate with: pricer eval --predictor ensemble --path {out}",
                   highlight=False, soft_wrap=True)

@@ -172,27 +172,30 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         predictors.append(predictor)
         members.append(member)
         guesses.append(predictor.predict(val_prompts))
-    row_weights = None
-    if balance_prices:  # every price band of the slice counts the same
-        from pricer.data.balance import band_weights
+    # balance_prices: every price band of the slice counts the same; prices_like: the slice
+    # weighs like a sample with these prices (a prior shift); else every item counts once
+    from pricer.data.balance import item_weights
 
-        row_weights = band_weights(val_prices)
-    elif prices_like:  # the slice weighs like a sample with these prices (a prior shift)
-        from pricer.data.balance import shift_weights
-
-        row_weights = shift_weights(val_prices, prices_like)
+    row_weights = item_weights(val_prices, balance_prices, prices_like)
     weights, intercept = fit_weights(guesses, val_prices, row_weights)
     ensemble = EnsemblePredictor(members, predictors, weights, intercept)
     blend = ensemble.predict(val_prompts)
 
-    def summary(values):
-        s = summarise([score(v, t) for v, t in zip(values, val_prices)])
-        return {"error": s["error"], "rmsle": s["rmsle"], "hits": s["hits"]}
+    def summary(values, name=None):
+        scores = [score(v, t) for v, t in zip(values, val_prices)]
+        s = summarise(scores)
+        found = {"name": name, "error": s["error"], "rmsle": s["rmsle"], "hits": s["hits"]}
+        if balance_prices or prices_like:  # the figures the weights were fitted for
+            w = row_weights / row_weights.sum()
+            found |= {"weighted_error": float(np.dot(w, [x.error for x in scores])),
+                      "weighted_rmsle": float(math.sqrt(np.dot(w, [x.sle for x in scores])))}
+        return found
 
     found = {"validation": {"items": len(val_prompts), "seed": seed, "val_size": val_size,
                             "fit_items": len(fit_items), "balance_prices": balance_prices,
                             "prices_like_items": len(prices_like or []),
-                            "members": [summary(g) for g in guesses], "ensemble": summary(blend)},
+                            "members": [summary(g, p.name) for g, p in zip(guesses, predictors)],
+                            "ensemble": summary(blend, "ensemble")},
              "method": "non-negative least squares on log(1 + price), free intercept (scipy nnls)"}
     ensemble.save(out, extra=found)
     return ensemble, found
