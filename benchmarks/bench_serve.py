@@ -48,9 +48,11 @@ def serve(args) -> None:
     from pricer.predict.registry import make_predictor
     from pricer.serve.app import create_app
 
+    # as `pricer serve` makes it: the predictor's own batch size per forward pass (greedy: 16),
+    # unless --predict-batch says otherwise; a server batch of 32 items is then two passes
     predictor = make_predictor(args.predictor, model=args.model, adapter=args.adapter,
                                value=args.value, precision=args.precision, device="cpu",
-                               batch_size=args.max_batch)
+                               batch_size=args.predict_batch)
     app = create_app(Flaky(predictor), max_batch=args.max_batch, window_ms=args.window_ms,
                      max_queue=args.max_queue, max_items=1000, max_body_bytes=1_000_000)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -63,6 +65,7 @@ def start_server(args, max_batch: int) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, __file__, "--serve", "--port", str(port), "--max-batch", str(max_batch),
                "--predictor", args.predictor, "--model", args.model, "--precision", args.precision,
                "--window-ms", str(args.window_ms), "--max-queue", str(args.max_queue)]
+    command += ["--predict-batch", str(args.predict_batch)] if args.predict_batch else []
     command += ["--adapter", args.adapter] if args.adapter else []
     command += ["--value", str(args.value)] if args.value is not None else []
     process = subprocess.Popen(command, env=os.environ | {"PYTHONPATH": str(ROOT / "src")})
@@ -163,6 +166,8 @@ def main() -> None:
                         help="requests sent to the one-at-a-time server")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--window-ms", type=float, default=5.0)
+    parser.add_argument("--predict-batch", type=int, help="items per forward pass (default: the "
+                        "predictor's own, as pricer serve; the first run forced --max-batch)")
     parser.add_argument("--max-queue", type=int, default=1024)
     parser.add_argument("--deadline", type=float, default=1800, help="seconds per load phase at most")
     args = parser.parse_args()
@@ -174,7 +179,8 @@ def main() -> None:
     texts = [i.prompt for i in read_items(TEST)][:500]
     report = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "load_before": [round(x, 2) for x in os.getloadavg()]},
-              "predictor": args.predictor, "model": args.model, "adapter": args.adapter}
+              "predictor": args.predictor, "model": args.model, "adapter": args.adapter,
+              "predict_batch": args.predict_batch or "the predictor's default"}
     for label, max_batch, requests in (("micro_batching", args.max_batch, args.requests),
                                        ("one_at_a_time", 1, args.single_requests)):
         process, url = start_server(args, max_batch)
