@@ -139,6 +139,16 @@ def _counts(counts: dict) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in counts.items())
 
 
+
+def _prices_like(balance_prices: bool, path: str | None) -> list[float] | None:
+    """The prices --prices-like PATH reads (None without it), checked before any work."""
+    if balance_prices and path:
+        raise PricerError("choose one of --balance-prices and --prices-like")
+    from pricer.data.balance import prices_like
+
+    return prices_like(path) if path else None
+
+
 def baselines(
     data: Annotated[Optional[str], typer.Option(help="A saved data set folder (train and test splits).")] = None,
     train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
@@ -181,11 +191,7 @@ def baselines(
         raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
     if holdout < 0:
         raise PricerError(f"--holdout must be 0 or more, got {holdout}")
-    if balance_prices and prices_like:
-        raise PricerError("choose one of --balance-prices and --prices-like")
-    from pricer.data.balance import prices_like as read_prices_like
-
-    like = read_prices_like(prices_like) if prices_like else None
+    like = _prices_like(balance_prices, prices_like)
     train_items = _train_items(data, train, None if holdout else max_items)
     if not train_items:
         raise PricerError("the train split is empty")
@@ -344,11 +350,7 @@ def ensemble(
         raise PricerError("give --train FILE or --data (a saved data set)")
     if val_size < 1:
         raise PricerError(f"--val-size must be at least 1, got {val_size}")
-    if balance_prices and prices_like:
-        raise PricerError("choose one of --balance-prices and --prices-like")
-    from pricer.data.balance import prices_like as read_prices_like
-
-    like = read_prices_like(prices_like) if prices_like else None
+    like = _prices_like(balance_prices, prices_like)
     if out.exists() and not overwrite:
         raise PricerError(f"{out}: exists (give --overwrite to replace it)")
     specs = [parse_member(m) for m in member]

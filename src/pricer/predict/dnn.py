@@ -160,9 +160,9 @@ class DnnPredictor(Predictor):
         return self
 
     def settings(self) -> dict:
-        like = self.config["prices_like"]
-        return {**self.config, "prices_like": len(like) if like else None, "train_size": self.train_size,
-                "epochs_run": len(self.history)}
+        shown = {k: v for k, v in self.config.items() if k != "prices_like"}  # a count, as baselines
+        return {**shown, "prices_like_items": len(self.config["prices_like"] or []),
+                "train_size": self.train_size, "epochs_run": len(self.history)}
 
     def predict(self, prompts: list[str]) -> list[float | None]:
         import torch
