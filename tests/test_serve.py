@@ -226,7 +226,7 @@ def test_a_client_that_hangs_up_is_dropped_and_counted():
 
 
 def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
-    """Clients answered by one batch send their next request 10-45 ms later (staggered). With a
+    """Clients answered by one batch send their next request 10-31 ms later (staggered). With a
     fixed 5 ms window a slow predictor (1 s a batch) then gets alternating small and large
     batches; a window of 5 % of the last batch's time (50 ms) gathers them all into one."""
     import asyncio
@@ -250,7 +250,7 @@ def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
         async def client(i):
             for _ in range(rounds):
                 await b.submit([f"item {i}"])
-                await asyncio.sleep(0.010 + 0.005 * i)  # the client's round trip
+                await asyncio.sleep(0.010 + 0.003 * i)  # the client's round trip
 
         await asyncio.gather(*(client(i) for i in range(n)))
         await b.close()
