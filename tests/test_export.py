@@ -1,5 +1,5 @@
-"""pricer export: merged safetensors equal the adapter model; GGUF round trip through
-transformers' GGUF reader; the Ollama Modelfile; the model card; bad input."""
+"""pricer export: merged safetensors equal the adapter model; the model card; bad input.
+GGUF files (llama.cpp's converter and quantizer) and the Modelfile: tests/test_gguf_families.py."""
 
 import json
 
@@ -98,70 +98,6 @@ def test_4bit_adapter_is_merged_into_16_bit_with_a_caveat(tiny_llama, adapter, t
     # the prompt it was trained with: the 2025 question, not the 2024 one
     assert "What does this cost to the nearest dollar?" in card and "How much" not in card
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
-
-
-def test_gguf_round_trip(tiny_llama, adapter, prompts, tmp_path):
-    """F16: the merged fp16 weights are exact in F16, so logits are equal; Q8_0: logits within
-    0.05 (8-bit blocks of 32), prices of the `expected` predictor within 5 %."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = tmp_path / "export"
-    assert_ok(pricer("export", "--model", tiny_llama, "--adapter", adapter, "--merge", "--dtype",
-                     "fp16", "--gguf", "f16", "--gguf", "q8_0", "--out", out))
-    folder = out / "gguf"
-    assert sorted(p.name for p in folder.iterdir()) == ["Modelfile", "pricer-f16.gguf",
-                                                        "pricer-q8_0.gguf"]
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
-    f16 = AutoModelForCausalLM.from_pretrained(folder, gguf_file="pricer-f16.gguf", dtype=torch.float32)
-    q8 = AutoModelForCausalLM.from_pretrained(folder, gguf_file="pricer-q8_0.gguf", dtype=torch.float32)
-    reference = logits(merged, tokenizer, prompts)
-    assert torch.equal(logits(f16, tokenizer, prompts), reference)
-    assert (logits(q8, tokenizer, prompts) - reference).abs().max() < 0.05
-
-    from pricer.predict.llm import LLMPredictor
-
-    expected = {name: LLMPredictor(m, tokenizer, method="expected").predict(prompts)
-                for name, m in (("merged", merged), ("f16", f16), ("q8", q8))}
-    assert expected["f16"] == expected["merged"]
-    assert expected["q8"] == pytest.approx(expected["merged"], rel=0.05)
-
-    gguf_tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file="pricer-f16.gguf")
-    assert gguf_tokenizer(prompts)["input_ids"] == tokenizer(prompts)["input_ids"]
-    assert gguf_tokenizer.eos_token == tokenizer.eos_token == "<|im_end|>"
-
-    modelfile = (folder / "Modelfile").read_text().splitlines()
-    assert modelfile[0] == "FROM ./pricer-q8_0.gguf"
-    assert 'TEMPLATE "{{ .Prompt }}"' in modelfile
-    assert {"PARAMETER temperature 0", "PARAMETER num_predict 8", 'PARAMETER stop "<|im_end|>"',
-            'PARAMETER stop "<|endoftext|>"'} <= set(modelfile)
-
-
-def test_gguf_tensor_layout(tiny_llama, adapter, tmp_path):
-    """What llama.cpp reads: names, F32 norms, no output.weight when tied, the rotary rows of
-    attn_q interleaved per head, tokenizer metadata."""
-    from gguf import GGUFReader
-    from transformers import AutoModelForCausalLM
-
-    from pricer.export.gguf import permute_rotary
-
-    assert_ok(pricer("export", "--model", tiny_llama, "--gguf", "f16", "--dtype", "fp32",
-                     "--out", tmp_path / "x"))
-    reader = GGUFReader(tmp_path / "x" / "gguf" / "pricer-f16.gguf")
-    tensors = {t.name: t for t in reader.tensors}
-    assert "output.weight" not in tensors and "token_embd.weight" in tensors
-    assert tensors["blk.0.attn_norm.weight"].tensor_type.name == "F32"
-    assert tensors["blk.1.ffn_down.weight"].tensor_type.name == "F16"
-    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
-    q = base.model.layers[0].self_attn.q_proj.weight.detach().numpy()
-    stored = tensors["blk.0.attn_q.weight"].data
-    assert (stored == permute_rotary(q, 4).astype("float16")).all()
-    assert not (stored == q.astype("float16")).all()
-    fields = {k: f.contents() for k, f in reader.fields.items()
-              if k not in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type")}
-    assert fields["general.architecture"] == "llama" and fields["tokenizer.ggml.model"] == "gpt2"
-    assert fields["tokenizer.ggml.pre"] == "smollm" and fields["llama.attention.head_count_kv"] == 2
-    assert fields["tokenizer.ggml.eos_token_id"] == 2 and fields["tokenizer.ggml.add_bos_token"] is False
 
 
 def test_bad_input(tiny_llama, tmp_path):

@@ -17,8 +17,9 @@ def export(
     merge: Annotated[bool, typer.Option("--merge", help="Write the merged model as safetensors "
                                         "(loadable by AutoModelForCausalLM.from_pretrained).")] = False,
     gguf: Annotated[Optional[list[str]], typer.Option(
-        "--gguf", help="Write a GGUF file of this type (f16, bf16, q8_0; repeat for several) and "
-                       "an Ollama Modelfile.")] = None,
+        "--gguf", help="Write a GGUF file of this type, made and checked by llama.cpp: f16, bf16, "
+                       "q8_0 or q4_k_m (repeat for several), and an Ollama Modelfile. Families: "
+                       "Llama (3.1/3.2, SmolLM2), Qwen 2.5.")] = None,
     dtype: Annotated[str, typer.Option(help="Weights of the merged folder: bf16, fp16 or fp32.")] = "bf16",
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier pricer export in --out.")] = False,
 ) -> None:

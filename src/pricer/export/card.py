@@ -33,7 +33,20 @@ def _score_lines(run: dict) -> list[str]:
             f"hits {ev['hits']:.1f}% (measured on the adapter before merging)."]
 
 
-def model_card(merged, files: list[str]) -> str:
+def _gguf_lines(merged, gguf_types) -> list[str]:
+    from pricer.export.llamacpp import FAMILIES
+    from pricer.export.modelfile import chosen
+
+    model_type = merged.model.config.model_type
+    return ["## GGUF (llama.cpp, Ollama)", "",
+            f"Types {', '.join(gguf_types)} (`gguf/pricer-TYPE.gguf`), written by llama.cpp's own "
+            f"converter and quantizer and loaded by llama.cpp before being kept; family "
+            f"`{model_type}` ({FAMILIES.get(model_type, '?')}). `gguf/Modelfile` runs "
+            f"`pricer-{chosen(gguf_types)}.gguf` in Ollama: raw completion, greedy, the family's "
+            "end tokens as stops (`ollama create pricer -f Modelfile`).", ""]
+
+
+def model_card(merged, files: list[str], gguf_types: tuple[str, ...] = ()) -> str:
     """Markdown with a small YAML header (base model, library) that the Hub understands."""
     run = merged.run_card
     trained_with = prompt_format((run.get("config") or {}).get("prompt_format") or DEFAULT_FORMAT)
@@ -76,6 +89,8 @@ def model_card(merged, files: list[str]) -> str:
     ]
     if merged.caveat:
         lines += ["## Caveat", "", merged.caveat[0].upper() + merged.caveat[1:] + ".", ""]
+    if gguf_types:
+        lines += _gguf_lines(merged, gguf_types)
     lines += [
         "## Files",
         "",
