@@ -81,7 +81,7 @@ def eval_command(
                                                              "(made there by the fit when absent).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
     adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, 8bit, 4bit.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, fp16, 8bit, 4bit.")] = None,
     device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda, ...")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Items per predict call (default: the "
                                                            "predictor's own).")] = None,

@@ -27,7 +27,7 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="JSON Lines of predictions (with --input).")] = None,
     split: Annotated[str, typer.Option(help="Split of a saved data set.")] = "test",
     text_column: Annotated[str, typer.Option(help="Column holding the description.")] = "text",
-    precision: Annotated[str, typer.Option(help="auto (bf16 where fast), fp32, bf16, 8bit, 4bit.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 where fast; fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit.")] = "auto",
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1... (default: cuda if present).")] = None,
     batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 16,
     merge: Annotated[bool, typer.Option(help="Merge the adapter into the weights first.")] = False,

@@ -19,7 +19,7 @@ def serve(
     adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder (LLM predictors).")] = None,
     path: Annotated[Optional[str], typer.Option(help="A saved baseline (--predictor baseline).")] = None,
     value: Annotated[Optional[float], typer.Option(help="The price of --predictor constant.")] = None,
-    precision: Annotated[str, typer.Option(help="LLM precision: auto, fp32, bf16, 8bit, 4bit.")] = "auto",
+    precision: Annotated[str, typer.Option(help="LLM precision: auto, fp32, bf16, fp16, 8bit, 4bit.")] = "auto",
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda... (default: cuda if present).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,

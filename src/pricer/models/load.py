@@ -2,8 +2,8 @@
 
 A model is "default" (the offline SmolLM2-135M, see `default.py`), a local folder, or a Hub id
 (`org/name`, with an optional revision: branch, tag or commit). An adapter is a local folder or a
-Hub id, attached with PEFT. Precision: fp32, bf16, 8bit, 4bit (NF4, double quantisation, bf16
-compute), or auto, settled by the one rule in `precision.py` (`resolve_precision`). Every user mistake becomes a one-line
+Hub id, attached with PEFT. Precision: fp32, bf16, fp16, 8bit, 4bit (NF4, double quantisation,
+bf16 compute; fp16 on a GPU without bf16), or auto, settled by the one rule in `precision.py` (`resolve_precision`). Every user mistake becomes a one-line
 `PricerError` that says what to do.
 
 Safety: weights are read from safetensors only; pickle checkpoints (`.bin`) can run code when
@@ -181,21 +181,18 @@ def load_base(model: str, precision: str = "auto", device: str | None = None, *,
               revision: str | None = None, allow_pickle: bool = False,
               trust_remote_code: bool = False):
     """The base model alone, on `device`, at `precision` (see module docstring)."""
-    import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     settled = resolve_precision(precision, device, purpose="inference")
     precision, device = settled.name, settled.device
     kwargs: dict = {"revision": revision, "trust_remote_code": trust_remote_code,
-                    "use_safetensors": None if allow_pickle else True}
+                    "use_safetensors": None if allow_pickle else True, "dtype": settled.dtype}
     if settled.quantized:
-        # Layers that stay unquantised (embeddings, norms, lm_head) are kept in bf16, as in the
-        # reference (that is what makes 8B take 9.1 GB in 8-bit and 5.59 GB in 4-bit).
+        # Layers that stay unquantised (embeddings, norms, lm_head) are kept in the compute dtype,
+        # bf16 as in the reference (that is what makes 8B take 9.1 GB in 8-bit and 5.59 GB in 4-bit).
         kwargs |= {"quantization_config": quantization_config(precision, device),
-                   "device_map": {"": device}, "dtype": torch.bfloat16}
-    else:
-        kwargs["dtype"] = settled.dtype
+                   "device_map": {"": device}}
     path = resolve_model(model, revision, allow_pickle)
     hf_logging.disable_progress_bar()  # pricer reports its own progress: no "Loading weights" bar
     try:

@@ -1,11 +1,17 @@
 """The one rule for precision and device: every loader, predictor and trainer asks here.
 
-Precision names: fp32, bf16 (weights), 8bit, 4bit (bitsandbytes; NF4 with double quantisation
-and bf16 compute), or auto:
-- for inference, auto = bf16 where the device computes bf16 fast (a CUDA GPU with bf16, a CPU
-  with AVX512-BF16 or AMX), else fp32;
-- for training, auto = 4bit on a GPU (QLoRA, as the reference) and fp32 LoRA on a CPU, with
-  bf16 autocast (mixed precision) where the device computes bf16 fast.
+Precision names: fp32, bf16, fp16 (weights), 8bit, 4bit (bitsandbytes; NF4 with double
+quantisation), or auto. The rule settles three things:
+- the weights: for inference, auto = the device's half type (below), else fp32; for training,
+  auto = 4bit on a GPU (QLoRA, as the reference) and fp32 LoRA on a CPU;
+- the compute dtype: the weights' own type, or beside 8/4-bit (the layers left unquantised, the
+  4-bit matmuls) the device's half type, bf16 on a CPU (as the reference);
+- for training, mixed precision (autocast; fp16 with loss scaling) on top: on a GPU the weights'
+  own type where they are bf16 or fp16, else the device's half type; on a CPU, bf16 over fp32
+  weights only, where bf16 is fast.
+The device's half type: bf16 where it computes bf16 natively and fast (a CUDA GPU of compute
+capability >= 8.0, a CPU with AVX512-BF16 or AMX); fp16 on a CUDA GPU without (T4, V100: bf16 is
+only emulated there); none (fp32) on other CPUs and devices.
 """
 
 from __future__ import annotations
@@ -16,16 +22,18 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 
-PRECISIONS = ("auto", "fp32", "bf16", "8bit", "4bit")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "8bit", "4bit")
+FLOATS = ("fp32", "bf16", "fp16")
 QUANTIZED = ("8bit", "4bit")
 PURPOSES = ("inference", "training")
 
 
 @dataclass(frozen=True)
 class Precision:
-    name: str  # fp32, bf16, 8bit or 4bit: never "auto"
+    name: str  # fp32, bf16, fp16, 8bit or 4bit: never "auto"
     device: str  # cpu, cuda, cuda:1, mps
-    autocast_bf16: bool  # training: bf16 mixed precision on top of the weights
+    compute: str  # fp32, bf16 or fp16: the weights' type; beside 8/4-bit, the unquantised layers'
+    mixed: str | None = None  # training: "bf16" or "fp16" (loss-scaled) mixed precision, or None
 
     @property
     def quantized(self) -> bool:
@@ -33,10 +41,11 @@ class Precision:
 
     @property
     def dtype(self):
-        """Dtype of the layers that are not quantised (bf16 beside 4/8-bit, as the reference)."""
+        """The torch dtype of `compute`: the weights', or the unquantised layers' and the 4-bit
+        compute dtype beside 4/8-bit."""
         import torch
 
-        return torch.float32 if self.name == "fp32" else torch.bfloat16
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.compute]
 
 
 def pick_device(device: str | None = None) -> str:
@@ -70,32 +79,57 @@ def fast_bf16(device: str) -> bool:
     """True where bf16 matmuls run at least as fast as fp32 on `device`."""
     import torch
 
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
+    if device.startswith("cuda"):  # natively: a T4 also "supports" bf16, emulated and slow
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return device == "cpu" and cpu_has_fast_bf16()
 
 
+def half_type(device: str) -> str | None:
+    """The 16-bit float `device` computes fast: bf16 where `fast_bf16`, else fp16 on a CUDA GPU
+    (T4, V100), else None (fp32 is the fast type there)."""
+    if fast_bf16(device):
+        return "bf16"
+    return "fp16" if device.startswith("cuda") else None
+
+
 def resolve_precision(precision: str = "auto", device: str | None = None,
-                      purpose: str = "inference", mixed_bf16: str | bool = "auto") -> Precision:
-    """Settle `precision` (and, for training, bf16 autocast) for `device`; see the module doc."""
+                      purpose: str = "inference", mixed_bf16: str | bool = "auto",
+                      mixed_fp16: str | bool = "auto") -> Precision:
+    """Settle `precision`, its compute dtype and, for training, its mixed precision (`mixed_bf16`
+    and `mixed_fp16`: auto, True or False each) for `device`; see the module doc."""
     if precision not in PRECISIONS:
         raise PricerError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}")
     device = pick_device(device)
-    gpu = device.startswith("cuda")
+    half = half_type(device)
     if precision == "auto":
         if purpose == "training":
-            precision = "4bit" if gpu else "fp32"
+            precision = "4bit" if device.startswith("cuda") else "fp32"
         else:
-            precision = "bf16" if fast_bf16(device) else "fp32"
-    autocast = False
-    if purpose == "training":
-        if mixed_bf16 == "auto":  # mixed precision where bf16 is fast, over fp32 or k-bit weights
-            autocast = fast_bf16(device) and (gpu or precision == "fp32")
-        else:
-            autocast = bool(mixed_bf16)
-    return Precision(precision, device, autocast)
+            precision = half or "fp32"
+    compute = precision if precision in FLOATS else half or "bf16"
+    mixed = mixed_precision(precision, device, half, mixed_bf16, mixed_fp16) \
+        if purpose == "training" else None
+    return Precision(precision, device, compute, mixed)
+
+
+def mixed_precision(precision: str, device: str, half: str | None, bf16: str | bool = "auto",
+                    fp16: str | bool = "auto") -> str | None:
+    """Training's mixed precision over `precision` weights: "bf16", "fp16" or None."""
+    if bf16 is True and fp16 is True:
+        raise PricerError("bf16 and fp16 mixed precision: choose one")
+    if bf16 is True or fp16 is True:
+        chosen = "bf16" if bf16 is True else "fp16"
+    elif device.startswith("cuda"):  # the weights' own half type, else the GPU's
+        chosen = precision if precision in ("bf16", "fp16") else half
+    else:  # a CPU: bf16 autocast over fp32 weights, where bf16 is fast
+        chosen = half if precision == "fp32" else None
+    if (chosen == "bf16" and bf16 is False) or (chosen == "fp16" and fp16 is False):
+        return None
+    if chosen == "fp16" and device == "cpu":  # accelerate runs fp16 autocast on GPUs only
+        raise PricerError("fp16 mixed precision needs a GPU; on a CPU use bf16 or none")
+    return chosen
 
 
 def precision_of(model) -> str:
@@ -106,4 +140,4 @@ def precision_of(model) -> str:
         return "4bit"
     if getattr(model, "is_loaded_in_8bit", False):
         return "8bit"
-    return "fp32" if model.dtype == torch.float32 else "bf16"
+    return {torch.float32: "fp32", torch.float16: "fp16"}.get(model.dtype, "bf16")

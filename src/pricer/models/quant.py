@@ -1,7 +1,7 @@
 """8-bit and 4-bit loading with bitsandbytes, and the CPU repacking trap.
 
 What works where (bitsandbytes 0.50.2, measured on this project's CPU machine):
-- GPU (CUDA): fp32, bf16, 8bit, 4bit, as in the reference.
+- GPU (CUDA): fp32, bf16, fp16, 8bit, 4bit, as in the reference (fp16 compute without bf16).
 - CPU: 8bit and 4bit both load and run (slowly: no fast CPU kernels for training).
 
 The trap: on a CPU with AVX512-BF16, the first inference through a 4-bit layer (eval mode,
@@ -45,23 +45,26 @@ def under_fsdp() -> bool:
 
 
 def quantization_config(precision: str, device: str):
-    """The transformers `BitsAndBytesConfig` for "8bit" or "4bit" (NF4, double quant, bf16 compute).
+    """The transformers `BitsAndBytesConfig` for "8bit" or "4bit" (NF4, double quant), computing
+    in the dtype the precision rule gives (bf16 as the reference; fp16 on a GPU without bf16).
 
-    Under FSDP (FSDP-QLoRA) the packed 4-bit weights are stored as bf16 rather than uint8: FSDP
-    shards float tensors only, and wants one dtype per unit, the compute dtype (the PEFT and
+    Under FSDP (FSDP-QLoRA) the packed 4-bit weights are stored in the compute dtype rather than
+    uint8: FSDP shards float tensors only, and wants one dtype per unit (the PEFT and
     bitsandbytes FSDP-QLoRA guides; the Trainer then sets FSDP's mixed precision to it)."""
-    import torch
     from transformers import BitsAndBytesConfig
+
+    from pricer.models.precision import resolve_precision
 
     problem = bitsandbytes_problem(device)
     if problem:
         raise PricerError(f"{precision} needs bitsandbytes, but {problem}: use --precision fp32 or bf16")
     if precision == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    storage = {"bnb_4bit_quant_storage": torch.bfloat16} if under_fsdp() else {}
+    compute = resolve_precision(precision, device).dtype
+    storage = {"bnb_4bit_quant_storage": compute} if under_fsdp() else {}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16, **storage)
+                              bnb_4bit_compute_dtype=compute, **storage)
 
 
 def keep_trainable_4bit(model) -> int:

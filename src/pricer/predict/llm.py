@@ -401,7 +401,7 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     """A batched LLM predictor (`greedy`, `topk` or `expected`) on `model` (+ LoRA `adapter`).
 
     precision: as `pricer.models.precision.resolve_precision(..., "inference")` settles it
-    ("auto": bf16 where the device computes it fast, else fp32).
+    ("auto": bf16 where the device computes it fast, fp16 on a GPU without bf16, else fp32).
     merge: fold the adapter into the weights (`merge_and_unload`), faster than running LoRA apart.
     quantize="int8": dynamic int8 quantisation of the decoder's Linear layers (CPU, fp32 model).
     Measured: faster than fp32, but it wrecks SmolLM2-135M's answers (docs/predict.md); off.

@@ -22,7 +22,7 @@ from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
-DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp32": "float32"}
+DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 def import_vllm():
@@ -48,18 +48,20 @@ class VLLMPredictor(Predictor):
                  prompt_format: str | None = None):
         from pricer.data.prompts import adapter_prompt_format, prompt_format as named_format
         from pricer.models.load import resolve_adapter, resolve_model
+        from pricer.models.precision import resolve_precision
         from pricer.predict.llm import is_digit_tokenizer
 
         if precision not in (*DTYPES, "4bit"):
             raise PricerError(f"vllm: precision {precision} is not offered (choose from auto, "
-                              "bf16, fp32, 4bit)")
+                              "bf16, fp16, fp32, 4bit)")
         if batch_size < 1 or max_model_len < 16:
             raise PricerError("vllm: batch_size must be >= 1 and max_model_len >= 16")
         LLM, SamplingParams, LoRARequest = import_vllm()
         path = resolve_model(model)
         engine = dict(model=path, tokenizer=path, seed=seed, max_model_len=max_model_len,
                       gpu_memory_utilization=gpu_memory_utilization,
-                      dtype="bfloat16" if precision == "4bit" else DTYPES[precision])
+                      dtype=DTYPES[resolve_precision("4bit").compute
+                                   if precision == "4bit" else precision])
         if precision == "4bit":  # quantised by vLLM while loading, as bitsandbytes does for greedy
             engine["quantization"] = "bitsandbytes"
         self.lora = None

@@ -4,8 +4,9 @@ The defaults are the reference recipe (price-is-right.md, section 5): LoRA r 32 
 dropout 0.1 on q/k/v/o, lr 1e-4 cosine with 3 % warm-up, weight decay 0.001, grad-norm 0.3,
 batch 4, 1 epoch, max length 182, group_by_length, save every 2000 steps keeping 10, log every 50.
 "auto" fields are settled by `resolve()` for the machine we run on: 4-bit NF4 + paged AdamW
-32-bit + bf16 on a GPU; fp32 LoRA + adamw_torch on a CPU, with bf16 autocast on CPUs that
-compute bf16 fast (AVX512-BF16 / AMX: ~2x less CPU time per step on ours).
+32-bit + bf16 on a GPU (fp16 with loss scaling on a GPU without bf16: T4, V100); fp32 LoRA +
+adamw_torch on a CPU, with bf16 autocast on CPUs that compute bf16 fast (AVX512-BF16 / AMX: ~2x
+less CPU time per step on ours).
 """
 
 import dataclasses
@@ -49,7 +50,7 @@ class TrainConfig:
     lora_dropout: float = option(0.1, "Dropout on the LoRA input.")
     target_modules: list[str] = option(["q_proj", "k_proj", "v_proj", "o_proj"],
                                        "Modules that get LoRA layers (comma-separated).")
-    precision: str = option("auto", "auto | fp32 | bf16 | 4bit | 8bit (auto: 4bit on a GPU, fp32 on a CPU).")
+    precision: str = option("auto", "auto | fp32 | bf16 | fp16 | 4bit | 8bit (auto: 4bit on a GPU, fp32 on a CPU).")
     # optimisation
     epochs: float = option(1.0, "Epochs over the training items.")
     max_steps: int = option(-1, "Stop after N optimiser steps (> 0 overrides epochs).")
@@ -68,6 +69,7 @@ class TrainConfig:
     max_length: int = option(182, "Tokens per item (prompt + price); longer descriptions are shortened.")
     prompt_format: str = option("2024", "Prompt format: 2024 (the reference) | 2025 (new question, description cut to 110 tokens).")
     bf16: str | bool = option("auto", "bf16 mixed precision: auto | true | false (auto: where the device computes bf16 fast).")
+    fp16: str | bool = option("auto", "fp16 mixed precision with loss scaling: auto | true | false (auto: on a GPU without bf16, e.g. T4, V100).")
     group_by_length: bool = option(True, "Batch items of similar length together.")
     gradient_checkpointing: str | bool = option("auto", "auto | true | false (auto: on for 4/8-bit).")
     fast_path: str | bool = option("auto", "LM head and loss only at the labelled (price) tokens: auto | true | false (auto: where the model allows; same loss).")
@@ -137,7 +139,7 @@ def _coerce(name: str, value):
                          and "None" in kind):
         return None
     try:
-        if name in ("bf16", "gradient_checkpointing", "fast_path"):
+        if name in ("bf16", "fp16", "gradient_checkpointing", "fast_path"):
             return "auto" if str(value).lower() == "auto" else _bool(value, name)
         if kind.startswith("bool"):
             return _bool(value, name)
@@ -256,7 +258,7 @@ def resolve(config: TrainConfig, device: str | None = None) -> TrainConfig:
     from pricer.models.precision import resolve_precision
 
     settled = resolve_precision(config.precision, device, purpose="training",
-                                mixed_bf16=config.bf16)
+                                mixed_bf16=config.bf16, mixed_fp16=config.fp16)
     gpu = settled.device.startswith("cuda")
     optim = config.optim
     if optim == "auto":
@@ -268,4 +270,5 @@ def resolve(config: TrainConfig, device: str | None = None) -> TrainConfig:
     if checkpointing == "auto":
         checkpointing = settled.quantized  # 4/8-bit: GPU memory first, as the reference
     return dataclasses.replace(config, precision=settled.name, optim=optim, eval_predictor=reader,
-                               bf16=settled.autocast_bf16, gradient_checkpointing=checkpointing)
+                               bf16=settled.mixed == "bf16", fp16=settled.mixed == "fp16",
+                               gradient_checkpointing=checkpointing)

@@ -37,7 +37,6 @@ CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 def sft_config(config: TrainConfig, **extra):
     """The TRL SFTConfig of a resolved run config."""
-    import torch
     from trl import SFTConfig
 
     kwargs = dict(
@@ -52,8 +51,7 @@ def sft_config(config: TrainConfig, **extra):
         optim=config.optim,
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
-        bf16=config.bf16,
-        fp16=False,
+        **precision_args(config),
         activation_checkpointing=config.gradient_checkpointing,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         max_length=config.max_length,
@@ -68,9 +66,17 @@ def sft_config(config: TrainConfig, **extra):
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=True,
         dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU needs it said
     )
     return SFTConfig(**_for_installed_transformers(kwargs | extra, SFTConfig))
+
+
+def precision_args(config: TrainConfig) -> dict:
+    """The TrainingArguments flags of a resolved config's mixed precision: bf16, or fp16 (the
+    Trainer then scales the loss with a GradScaler), or neither; use_cpu where no GPU is visible
+    (bf16 autocast on a CPU needs it said)."""
+    import torch
+
+    return {"bf16": config.bf16, "fp16": config.fp16, "use_cpu": not torch.cuda.is_available()}
 
 
 def _for_installed_transformers(kwargs: dict, config_class) -> dict:
@@ -214,7 +220,8 @@ def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]
     out = Path(config.out)
     saved = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
     now = config.to_dict()
-    saved = TrainConfig().to_dict() | saved  # a key added since (prompt_format): its default
+    # a key added since: its default (prompt_format), or what runs did before it (no fp16)
+    saved = TrainConfig().to_dict() | {"fp16": False} | saved
     differ = [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
     saved_print = json.loads((out / FINGERPRINT_FILE).read_text()).get("fingerprint") \
         if (out / FINGERPRINT_FILE).exists() else None
@@ -281,9 +288,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
 
     from pricer.models.default import public_id
     from pricer.models.load import load_tokenizer
+    from pricer.models.precision import resolve_precision
     from pricer.train.dataset import load_train_items
     from pricer.train.progress import RunClock
-    from pricer.train.runcard import write_run_card
+    from pricer.train.runcard import precision_fields, write_run_card
 
     if not config.data:
         raise PricerError("no training data: give --data (a saved data set or a .jsonl file)")
@@ -371,6 +379,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     tokenizer.save_pretrained(out)
     _name_base_in_model_card(out, config.model)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    settled = resolve_precision(config.precision, device, "training", config.bf16, config.fp16)
     card = {
         "base_model": config.model, "data": str(config.data),
         "data_fingerprint": data.fingerprint, "items": data.n_items,
@@ -382,6 +391,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         "final_loss": round(losses[-1], 4) if losses else round(result.training_loss, 4),
         "mean_loss": round(result.training_loss, 4), "losses": [round(x, 4) for x in losses],
         "device": str(state.device.type), "processes": state.num_processes,
+        **precision_fields(settled),
         "resumed_from": checkpoint, "stopped_by_time_budget": clock.stopped_early,
         "logs": str(out / "runs") if config.report_to == "tensorboard" else config.report_to,
         "evaluation": None,

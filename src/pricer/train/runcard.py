@@ -51,6 +51,8 @@ def write_run_card(out: Path, card: dict) -> None:
         f"| final loss | {card['final_loss']} |",
         f"| device | {card['device']} x {card['processes']} process(es) |",
     ]
+    if "compute_dtype" in card:  # runs trained before the card recorded it have no row
+        lines.append(f"| precision | {precision_note(card)} |")
     if ev:
         lines.append(f"| evaluation | {ev.get('predictor')} on {ev.get('n')} items of "
                      f"`{card.get('eval_data')}`: error ${ev['error']:.2f}, "
@@ -63,3 +65,17 @@ def write_run_card(out: Path, card: dict) -> None:
     with writing(out / CARD):
         (out / CARD).write_text(json.dumps(card, indent=2, default=str))
         (out / "run_card.md").write_text("\n".join(lines))
+
+
+def precision_fields(settled) -> dict:
+    """The run card's record of a settled `pricer.models.precision.Precision`."""
+    return {"precision": settled.name, "compute_dtype": settled.compute,
+            "mixed_precision": settled.mixed or "no"}
+
+
+def precision_note(card: dict) -> str:
+    """How the run computed, e.g. "4bit weights, fp16 compute, mixed precision fp16 (loss scaling)"."""
+    mixed = card.get("mixed_precision", "no")
+    mixed = {"no": "no mixed precision", "fp16": "mixed precision fp16 (loss scaling)"}.get(
+        mixed, f"mixed precision {mixed}")
+    return f"{card['precision']} weights, {card['compute_dtype']} compute, {mixed}"
