@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from pricer import __version__
 from pricer.cli import data, demo, evaluate, model, predict, train
-from pricer.cli import export, serve
+from pricer.cli import deals, export, serve
 from pricer.errors import PricerError
 
 err = Console(stderr=True)
@@ -76,6 +76,7 @@ app.command("ensemble")(evaluate.ensemble)
 app.add_typer(evaluate.chart_app, name="chart")
 app.command("export")(export.export)
 app.command("serve")(serve.serve)
+app.command("deals")(deals.deals)
 
 
 def main() -> None:

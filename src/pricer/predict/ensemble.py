@@ -30,6 +30,7 @@ from pricer.errors import PricerError, reading, writing
 from pricer.predict.base import Predictor
 
 FORMAT = "pricer-ensemble/1"
+Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 
 
 def _logs(guesses) -> np.ndarray:
@@ -76,6 +77,32 @@ class EnsemblePredictor(Predictor):
             if weight > 0:  # a member with weight 0 is not asked at all
                 blend += weight * _logs(predictor.predict(prompts))
         return [max(float(np.expm1(v)), 0.0) for v in blend]
+
+    def predict_details(self, prompts: list[str]) -> list[dict]:
+        """The blend as `price` (= p50), and p10/p90 from how much the members disagree.
+
+        Member i's view is the blend as if every member guessed what member i guesses:
+        intercept + W * log(1 + guess_i), W the sum of the weights. The blend is the weighted
+        mean of these views (weights w_i / W); with s their weighted standard deviation,
+        p10/p90 = blend -/+ 1.2816 s on log(1 + price) (a normal spread of the views). This is
+        the members' disagreement, not a calibrated interval: one member with a weight gives
+        p10 = p50 = p90 (docs/deals.md measures how often truths fall inside)."""
+        if not prompts:
+            return []
+        active = [(p, w) for p, w in zip(self.predictors, self.weights) if w > 0]
+        blend = np.full(len(prompts), self.intercept)
+        spread = np.zeros(len(prompts))
+        if active:
+            logs = np.array([_logs(p.predict(prompts)) for p, _ in active])  # members x prompts
+            weights = np.array([w for _, w in active])
+            for row, weight in zip(logs, weights):  # the same sum as `predict`
+                blend += weight * row
+            views = self.intercept + weights.sum() * logs
+            share = weights / weights.sum()
+            spread = np.sqrt(share @ (views - blend) ** 2)
+        price = lambda v: max(float(np.expm1(v)), 0.0)  # noqa: E731
+        return [{"price": price(b), "p10": price(b - Z90 * s), "p50": price(b),
+                 "p90": price(b + Z90 * s)} for b, s in zip(blend, spread)]
 
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
         path = Path(path)
