@@ -33,6 +33,8 @@ def serve(
     similar: Annotated[Optional[str], typer.Option(
         help="Priced items (file or data set, train split) to show the most similar of.")] = None,
     similar_max: Annotated[int, typer.Option(help="Index only the first N items of --similar.")] = 5000,
+    deals: Annotated[Optional[Path], typer.Option(
+        help="The state file of `pricer deals` (--state): the page shows its latest deals.")] = None,
 ) -> None:
     """Serve a predictor over HTTP: POST /v1/price, GET /health, GET /metrics, /docs, and a web page at /."""
     for name, number in (("--max-batch", max_batch), ("--max-queue", max_queue),
@@ -54,6 +56,10 @@ def serve(
     from pricer.serve.app import create_app
 
     example_items = read_items(examples, split="test")[:50] if examples else None
+    if deals is not None:
+        from pricer.deals.state import latest_deals
+
+        latest_deals(deals, 1)  # a missing or foreign file is one line now, not on the page
     index = None
     if similar:
         from pricer.predict.neighbours import Neighbours
@@ -69,7 +75,7 @@ def serve(
                           "serve it with --predictor baseline --path FILE")
     app = create_app(served, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
                      max_items=max_items, max_body_bytes=max_body_kb * 1024,
-                     examples=example_items, neighbours=index)
+                     examples=example_items, neighbours=index, deals=deals)
     err.print(f"serving {predictor} on http://{host}:{port}/ (API docs: /docs; Ctrl+C stops "
               "after the requests in flight)", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -1,4 +1,5 @@
-"""The HTTP app: POST /v1/price, GET /health, GET /metrics, the web page at /, OpenAPI at /docs.
+"""The HTTP app: POST /v1/price, GET /health, GET /metrics, the web page at /, OpenAPI at /docs,
+GET /v1/deals (the latest deals of `pricer deals`, with `deals=STATE`).
 
     app = create_app(make_predictor("greedy", model="default", adapter="runs/x"))
     uvicorn.run(app)            # or `pricer serve`
@@ -97,9 +98,10 @@ class CountRequests:
 
 def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_queue: int = 1024,
                max_items: int = 1000, max_body_bytes: int = 1_000_000, examples=None,
-               neighbours=None) -> FastAPI:
+               neighbours=None, deals=None) -> FastAPI:
     """The app around `predictor` (any `pricer.predict.base.Predictor`). `examples`: items
-    offered on the web page; `neighbours`: a `pricer.predict.neighbours.Neighbours` index."""
+    offered on the web page; `neighbours`: a `pricer.predict.neighbours.Neighbours` index;
+    `deals`: the state file of `pricer deals`, whose latest deals the page shows."""
     metrics = Metrics()
     batcher = MicroBatcher(
         predictor, max_batch=max_batch, window_s=window_ms / 1000, max_queue=max_queue,
@@ -179,6 +181,18 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
         """Items of the test set the web page offers as examples."""
         return {"items": [{"id": e.id, "text": e.prompt and _text(e.prompt), "price": e.price}
                           for e in (examples or [])]}
+
+    @app.get("/v1/deals")
+    async def latest_deals(limit: int = 50):
+        """The latest deals reported by `pricer deals` (`pricer serve --deals STATE`), newest
+        first; `enabled` false without a state file."""
+        if deals is None:
+            return {"enabled": False, "deals": []}
+        from pricer.deals.state import latest_deals as read_deals
+
+        found = await asyncio.to_thread(read_deals, deals, max(1, min(limit, 500)))
+        return {"enabled": True, "deals": [{k: v for k, v in d.items() if k != "description"}
+                                           for d in found]}
 
     @app.get("/health")
     async def health():
