@@ -91,6 +91,7 @@ def vendored(*paths: str, progress=None) -> Path:
             tar.extractall(work, members=members, **_tar_filter())
             for p in missing:  # moved into place whole: a half-extracted folder is never used
                 if not (root / p).exists():
+                    (root / p).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(Path(work) / p, root / p)
     return root
 
@@ -100,15 +101,11 @@ def converter(progress=None) -> Path:
     return vendored(*CONVERTER_FILES, progress=progress) / "convert_hf_to_gguf.py"
 
 
-def family(merged_dir: Path) -> str:
-    """The model_type of the transformers folder `merged_dir`, if pricer exports it."""
-    config = Path(merged_dir) / "config.json"
-    with reading(config):
-        return check_family(json.loads(config.read_text()).get("model_type"))
-
-
-def check_family(model_type: str | None) -> str:
-    """`model_type` if pricer exports it; else one line naming the families it does."""
+def family(config_json: Path) -> str:
+    """The model_type in a model's config.json if pricer exports it; else one line naming the
+    families it does."""
+    with reading(config_json):
+        model_type = json.loads(Path(config_json).read_text()).get("model_type")
     if model_type not in FAMILIES:
         raise PricerError(f"GGUF export: model type '{model_type}' is not supported (supported: "
                           + "; ".join(f"{k} ({v})" for k, v in FAMILIES.items()) + ")")
@@ -121,13 +118,15 @@ def check_type(gguf_type: str) -> str:
     return gguf_type
 
 
-def export_gguf(merged_dir: Path, out_path: Path, gguf_type: str, progress=None) -> Path:
+def export_gguf(merged_dir: Path, out_path: Path, gguf_type: str, progress=None, *,
+                f16_gguf: Path | None = None) -> Path:
     """Write the merged transformers folder `merged_dir` as the GGUF file `out_path` of type
     `gguf_type` (f16, bf16, q8_0, q4_k_m), checked by loading it in llama.cpp. On any failure
-    nothing is left at `out_path` and a PricerError says why."""
+    nothing is left at `out_path` and a PricerError says why. `f16_gguf`: an F16 GGUF of the
+    same folder, already written, that q4_k_m is quantized from instead of converting again."""
     say = progress or (lambda message: None)
     check_type(gguf_type)
-    family(merged_dir)
+    family(Path(merged_dir) / "config.json")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     script = converter(say)
@@ -138,10 +137,11 @@ def export_gguf(merged_dir: Path, out_path: Path, gguf_type: str, progress=None)
             say(f"converting to GGUF {gguf_type} (llama.cpp's convert_hf_to_gguf.py)")
             _convert(script, merged_dir, partial, gguf_type)
         else:
-            say("converting to GGUF f16 (llama.cpp's convert_hf_to_gguf.py)")
-            _convert(script, merged_dir, f16, "f16")
+            if f16_gguf is None:
+                say("converting to GGUF f16 (llama.cpp's convert_hf_to_gguf.py)")
+                _convert(script, merged_dir, f16, "f16")
             say(f"quantizing to {gguf_type} (llama.cpp's llama_model_quantize)")
-            _child("quantize", f16, partial, gguf_type)
+            _child("quantize", f16_gguf or f16, partial, gguf_type)
         say(f"loading {out_path.name} in llama.cpp")
         _child("check", partial)
         os.replace(partial, out_path)

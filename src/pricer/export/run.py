@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pricer.errors import PricerError, writing
 from pricer.export import card, llamacpp, merge, modelfile
+from pricer.models.load import config_file
 
 
 def export(model: str, adapter: str | None, out: Path, *, merged_folder: bool = True,
@@ -29,10 +30,10 @@ def export(model: str, adapter: str | None, out: Path, *, merged_folder: bool = 
         if not (out / "README.md").exists():
             raise PricerError(f"{out} holds something that is not a pricer export; not replacing it")
         shutil.rmtree(out)
+    if gguf_types:  # before the merge, which can take minutes
+        llamacpp.family(config_file(model))
     say(f"merging {model}" + (f" + {adapter}" if adapter else "") + f" ({dtype})")
     merged = merge.merge(model, adapter, dtype=dtype)
-    if gguf_types:
-        llamacpp.check_family(merged.model.config.model_type)
     files = []
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -47,9 +48,10 @@ def export(model: str, adapter: str | None, out: Path, *, merged_folder: bool = 
             with folder as source:
                 if not merged_folder:
                     merge.save(merged, Path(source))
-                for kind in gguf_types:
+                f16 = out / "gguf" / "pricer-f16.gguf"
+                for kind in sorted(gguf_types, key=lambda t: t != "f16"):  # f16 first: reused
                     path = llamacpp.export_gguf(source, out / "gguf" / f"pricer-{kind}.gguf", kind,
-                                                progress=say)
+                                                progress=say, f16_gguf=f16 if f16.exists() else None)
                     files.append(f"gguf/{path.name}")
             name = f"pricer-{modelfile.chosen(gguf_types)}.gguf"
             (out / "gguf" / "Modelfile").write_text(modelfile.modelfile(name, merged.tokenizer))
