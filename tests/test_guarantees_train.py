@@ -132,6 +132,39 @@ def test_resume_with_only_incomplete_checkpoints_is_one_line(tiny_llama, train_f
                      "no complete checkpoint")
 
 
+def test_resume_extends_a_run_with_data_spelled_another_way(tiny_llama, train_file, finished_run,
+                                                           tmp_path, monkeypatch):
+    """--resume --max-steps 10 after the 6-step run trains steps 7-10 over the same items, as
+    the Trainer allows, with --data ./train.jsonl for the run's absolute path (paths compared
+    resolved); fewer steps or other data are refused, each setting named once."""
+    import re
+
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    monkeypatch.chdir(train_file.parent)
+    spelled = f"./{train_file.name}"
+    assert spelled != str(train_file)
+    done = assert_ok(pricer(*train_args(tiny_llama, spelled, run, "--max-steps", "10",
+                                        "--save-steps", "2", "--resume")))
+    assert "resume from checkpoint-6" in done.stdout
+    card = json.loads((run / "run_card.json").read_text())
+    assert card["steps"] == 10 and card["resumed_from"].endswith("checkpoint-6")
+    assert card["items"] == 24 and card["data_fingerprint"] == json.loads(
+        (finished_run / "run_card.json").read_text())["data_fingerprint"]
+    assert {"checkpoint-8", "checkpoint-10"} <= {p.name for p in run.glob("checkpoint-*")}
+    before, after = (load_file(finished_run / "adapter_model.safetensors"),
+                     load_file(run / "adapter_model.safetensors"))
+    assert any((before[k] - after[k]).abs().max().item() > 1e-6 for k in before)  # it trained on
+
+    other = tmp_path / "other.jsonl"
+    other.write_text("\n".join(AMAZON_TRAIN.read_text().splitlines()[30:54]) + "\n")
+    line = assert_bad_input(pricer(*train_args(tiny_llama, other, run, "--max-steps", "4",
+                                               "--save-steps", "2", "--resume")), "different run")
+    assert re.search(r"\((.*) differ\)", line)[1].split(", ") == ["data", "max_steps"]
+
+
 def test_time_budget_stops_the_run_and_says_so(tiny_llama, train_file, tmp_path):
     out = tmp_path / "run"
     assert_ok(pricer(*train_args(tiny_llama, train_file, out, "--max-steps", "4",

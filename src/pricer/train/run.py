@@ -30,6 +30,9 @@ RUN_CARD = "run_card.json"
 # fields that may change between an interrupted run and its resumption
 RESUMABLE = ("out", "max_minutes", "eval", "eval_data", "eval_size", "eval_predictor", "results_dir",
              "report_to", "push_to_hub", "logging_steps", "threads")
+# fields a resumption may raise, as the Trainer allows: the run goes on, over the same items
+EXTENDABLE = ("max_steps", "epochs")
+PATHS = ("model", "data", "prices_like", "init_from")  # the same file however it is spelled
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -212,20 +215,47 @@ def complete_checkpoints(out: Path) -> list[Path]:
             and any((p / w).is_file() for w in ("adapter_model.safetensors", "model.safetensors"))]
 
 
-def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]:
-    """(newest complete checkpoint, incomplete newer ones) of the run in `config.out`, after
-    checking that it is the same run (same settings, same data)."""
+def saved_run(out: Path) -> tuple[dict, dict]:
+    """(settings, data fingerprint record) of the run in `out`, as it wrote them."""
     import yaml
 
-    out = Path(config.out)
+    if not (out / CONFIG_FILE).is_file():
+        raise PricerError(f"{out}: no {CONFIG_FILE}, so no run to resume")
     saved = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
-    now = config.to_dict()
     # a key added since: its default (prompt_format), or what runs did before it (no fp16)
     saved = TrainConfig().to_dict() | {"fp16": False} | saved
-    differ = [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
-    saved_print = json.loads((out / FINGERPRINT_FILE).read_text()).get("fingerprint") \
-        if (out / FINGERPRINT_FILE).exists() else None
-    if saved_print != fingerprint:
+    data = (json.loads((out / FINGERPRINT_FILE).read_text())
+            if (out / FINGERPRINT_FILE).is_file() else {})
+    return saved, data
+
+
+def _same(key: str, saved, now) -> bool:
+    if key in EXTENDABLE:  # more steps or epochs extend the run; fewer, or steps for epochs, do not
+        return now == saved or (key == "epochs" or saved > 0) and now > saved
+    if key in PATHS and saved is not None and now is not None:
+        return Path(str(saved)).expanduser().resolve() == Path(str(now)).expanduser().resolve()
+    return saved == now
+
+
+def items_read(config: TrainConfig, processes: int, resume: bool) -> int | None:
+    """How many items to read: a resumed run reads the items its first part read (an extended
+    run goes on over the same items, as the Trainer does), a new run `items_needed`."""
+    if resume:
+        _, data = saved_run(Path(config.out))
+        if "items" in data and "skipped" in data:
+            return data["items"] + data["skipped"]
+    return items_needed(config, processes)
+
+
+def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]:
+    """(newest complete checkpoint, incomplete newer ones) of the run in `config.out`, after
+    checking that it is the same run: the same settings (paths compared resolved; max_steps and
+    epochs may be raised) and the same data. A refusal names each differing setting once."""
+    out = Path(config.out)
+    saved, data = saved_run(out)
+    now = config.to_dict()
+    differ = [k for k in now if k not in RESUMABLE and not _same(k, saved.get(k), now[k])]
+    if data.get("fingerprint") != fingerprint and "data" not in differ:
         differ.append("data")
     if differ:
         raise PricerError(f"{out} holds a different run ({', '.join(differ)} differ); "
@@ -311,7 +341,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         torch.set_num_threads(config.threads)
 
     tokenizer = load_tokenizer(config.model)
-    needed = items_needed(config, state.num_processes)
+    needed = items_read(config, state.num_processes, resume)
     items = load_train_items(config.data, None if config.holdout else needed)
     if config.holdout:  # the ensemble's validation slice stays unseen
         from pricer.data.validation import without_slice
