@@ -249,3 +249,19 @@ def test_a_failed_conversion_or_an_unloadable_file_leaves_nothing(tiny_llama, tm
     with pytest.raises(PricerError, match="llama.cpp"):
         export_gguf(tiny_llama, target, "q4_k_m", f16_gguf=cut)
     assert list(target.parent.iterdir()) == []
+
+
+def test_a_wrong_source_distribution_gives_one_line(tmp_path, monkeypatch):
+    from pricer.errors import PricerError
+    from pricer.export.llamacpp import converter, llama_cpp_version
+
+    monkeypatch.setenv("PRICER_CACHE", str(tmp_path / "cache"))  # nothing taken out yet
+    monkeypatch.setenv("PRICER_LLAMA_CPP_SDIST", str(tmp_path / "missing.tar.gz"))
+    with pytest.raises(PricerError, match="missing.tar.gz: no such file"):
+        converter()
+    (tmp_path / "notes.tar.gz").write_text("not an archive")
+    monkeypatch.setenv("PRICER_LLAMA_CPP_SDIST", str(tmp_path / "notes.tar.gz"))
+    with pytest.raises(PricerError, match="not llama-cpp-python's source") as error:
+        converter()
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "cache" / "llama.cpp" / llama_cpp_version() / "conversion").exists()

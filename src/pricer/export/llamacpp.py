@@ -78,21 +78,28 @@ def vendored(*paths: str, progress=None) -> Path:
     if not missing:
         return root
     archive = sdist(progress)
-    with reading(archive), tarfile.open(archive) as tar:
-        prefix = tar.getnames()[0].split("/")[0] + "/vendor/llama.cpp/"
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix) and any(
-            m.name[len(prefix):] == p or m.name[len(prefix):].startswith(p + "/") for p in missing)]
-        if not members:
-            raise PricerError(f"{archive}: holds no vendor/llama.cpp/{missing[0]}")
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as work:
-            for member in members:
-                member.name = member.name[len(prefix):]
-            tar.extractall(work, members=members, **_tar_filter())
-            for p in missing:  # moved into place whole: a half-extracted folder is never used
-                if not (root / p).exists():
-                    (root / p).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(Path(work) / p, root / p)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as work:
+        try:
+            with reading(archive), tarfile.open(archive) as tar:
+                prefix = tar.getnames()[0].split("/")[0] + "/vendor/llama.cpp/"
+                members = [m for m in tar.getmembers() if any(
+                    m.name == prefix + p or m.name.startswith(prefix + p + "/") for p in missing)]
+                if not members:
+                    raise PricerError(f"{archive}: holds no vendor/llama.cpp/{missing[0]}")
+                for member in members:
+                    member.name = member.name[len(prefix):]
+                tar.extractall(work, members=members, **_tar_filter())
+        except tarfile.TarError as e:
+            reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(":")
+            raise PricerError(f"{archive}: not llama-cpp-python's source distribution ({reason})") from None
+        for p in missing:  # moved into place whole: a half-extracted folder is never used
+            (root / p).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(Path(work) / p, root / p)
+            except OSError:
+                if not (root / p).exists():  # else another pricer put it there first
+                    raise
     return root
 
 
