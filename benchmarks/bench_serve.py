@@ -45,14 +45,17 @@ class Flaky:
 def serve(args) -> None:
     import uvicorn
 
-    from pricer.predict.registry import make_predictor
+    from pricer.cli.predictor import build_predictor
+    from pricer.predict.registry import option_types
     from pricer.serve.app import create_app
 
-    # as `pricer serve` makes it: the predictor's own batch size per forward pass (greedy: 16),
-    # unless --predict-batch says otherwise; a server batch of 32 items is then two passes
-    predictor = make_predictor(args.predictor, model=args.model, adapter=args.adapter,
-                               value=args.value, precision=args.precision, device="cpu",
-                               batch_size=args.predict_batch)
+    # as `pricer serve` makes it (the one way every command builds a predictor), on the CPU:
+    # the predictor's own batch size per forward pass (greedy: 16) unless --predict-batch says
+    # otherwise; a server batch of 32 items is then two passes
+    flags = {"model": args.model, "adapter": args.adapter, "path": args.path, "value": args.value,
+             "precision": args.precision, "batch_size": args.predict_batch,
+             "device": "cpu" if "device" in option_types(args.predictor) else None}
+    predictor, _ = build_predictor(args.predictor, flags, args.opt, train=args.train)
     app = create_app(Flaky(predictor), max_batch=args.max_batch, window_ms=args.window_ms,
                      max_queue=args.max_queue, max_items=1000, max_body_bytes=1_000_000)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -63,11 +66,12 @@ def start_server(args, max_batch: int) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, __file__, "--serve", "--port", str(port), "--max-batch", str(max_batch),
-               "--predictor", args.predictor, "--model", args.model, "--precision", args.precision,
+               "--predictor", args.predictor,
                "--window-ms", str(args.window_ms), "--max-queue", str(args.max_queue)]
     command += ["--predict-batch", str(args.predict_batch)] if args.predict_batch else []
-    command += ["--adapter", args.adapter] if args.adapter else []
-    command += ["--value", str(args.value)] if args.value is not None else []
+    for flag in ("model", "adapter", "path", "value", "precision", "train"):
+        command += [f"--{flag}", str(getattr(args, flag))] if getattr(args, flag) is not None else []
+    command += [part for pair in args.opt or [] for part in ("--opt", pair)]
     process = subprocess.Popen(command, env=os.environ | {"PYTHONPATH": str(ROOT / "src")})
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -156,10 +160,13 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--predictor", default="greedy")
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model")
     parser.add_argument("--adapter")
+    parser.add_argument("--path")
     parser.add_argument("--value", type=float)
-    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--precision")
+    parser.add_argument("--train")
+    parser.add_argument("--opt", action="append", help="key=value, as pricer serve --opt")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--single-requests", type=int, default=300,

@@ -374,3 +374,45 @@ def test_cli_parquet_and_saved_data_set_input(bigram_llama, tmp_path):
             assert [r["id"] for r in rows] == ids
         else:
             assert len({r["id"] for r in rows}) == 3
+
+
+# ---- any predictor of the registry, made as pricer eval makes it ----
+@pytest.fixture(scope="module")
+def small_train(tmp_path_factory):
+    from conftest import AMAZON_TRAIN
+
+    path = tmp_path_factory.mktemp("train") / "train.jsonl"
+    path.write_text("\n".join(AMAZON_TRAIN.read_text().splitlines()[:300]) + "\n")
+    return path
+
+
+def test_cli_prices_with_any_predictor_and_opt(small_train, tmp_path):
+    assert "$123.00" in assert_ok(run_cli(["--predictor", "constant", "--opt", "value=123",
+                                           "some item"])).stdout
+    assert "$77.50" in assert_ok(run_cli(["--predictor", "constant", "--value", "77.5", "x"])).stdout
+    mean = sum(json.loads(line)["price"] for line in small_train.read_text().splitlines()) / 300
+    fitted = assert_ok(run_cli(["--predictor", "constant", "--train", small_train, "x"]))
+    assert f"${mean:,.2f}" in fitted.stdout  # learnt from --train, as in pricer eval
+    from pricer.data.prompts import as_test_prompt
+    from pricer.predict.registry import make_predictor
+
+    text = "Cordless drill with two batteries, charger and a hard case; 20 V"
+    lr = assert_ok(run_cli(["--predictor", "features-lr", "--train", small_train, text]))
+    rows = [json.loads(line) for line in small_train.read_text().splitlines()]
+    direct = make_predictor("features-lr").fit([as_test_prompt(r["text"]) for r in rows],
+                                               [r["price"] for r in rows])
+    assert f"${direct.predict([as_test_prompt(text)])[0]:,.2f}" in lr.stdout
+    source, output = tmp_path / "items.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps({"id": str(i), "text": f"item {i}"}) + "\n" for i in range(40)))
+    assert_ok(run_cli(["--predictor", "constant", "--opt", "value=9", "--input", source,
+                       "--output", output]))
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [str(i) for i in range(40)] and {r["price"] for r in rows} == {9.0}
+
+
+def test_cli_refuses_what_a_predictor_cannot_take():
+    assert_bad_input(run_cli(["--predictor", "bow-lr", "x"]), "fitted", "--train")
+    assert_bad_input(run_cli(["--predictor", "constant", "--opt", "value=1", "--branches", "4",
+                              "x"]), "no option branches")
+    assert_bad_input(run_cli(["--predictor", "greedy", "--branches", "4", "x"]), "for expected")
+    assert_bad_input(run_cli(["--predictor", "constant", "--opt", "value", "x"]), "key=value")

@@ -262,3 +262,58 @@ def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
     fixed = Slow()
     asyncio.run(clients(fixed))
     assert min(fixed.calls[1:]) < 8 and len(fixed.calls) > len(adaptive.calls), fixed.calls
+
+
+# ---- `pricer serve`: any predictor, made as pricer eval makes it ----
+def served_by_cli(monkeypatch, *args):
+    """The app `pricer serve ARGS` would run (uvicorn.run is where the socket would open)."""
+    import uvicorn
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
+    result = pricer("serve", *args)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert len(apps) == 1
+    return TestClient(apps[0])
+
+
+def price_of(client, text="A red kettle"):
+    answer = client.post("/v1/price", json={"text": text})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["predictions"][0]["price"]
+
+
+def test_cli_serves_any_predictor_of_the_registry(monkeypatch, tmp_path):
+    import json
+
+    from conftest import AMAZON_TRAIN
+    from pricer.data.items import read_items
+    from pricer.data.prompts import as_test_prompt
+    from pricer.evaluate.baselines import fit_predictor
+    from pricer.predict.ensemble import fit_ensemble
+    from pricer.predict.registry import make_predictor
+
+    with served_by_cli(monkeypatch, "--predictor", "constant", "--opt", "value=77") as client:
+        assert price_of(client) == 77.0
+    with served_by_cli(monkeypatch, "--predictor", "constant", "--value", "12.5") as client:
+        assert price_of(client) == 12.5  # the old flag
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(AMAZON_TRAIN.read_text().splitlines()[:300]) + "\n")
+    items = read_items(train)
+    fitted = make_predictor("features-lr")
+    fit_predictor(fitted, items, (0.5, 1e6))
+    saved = fitted.save(tmp_path / "features-lr.skops")
+    expected = fitted.predict([as_test_prompt("A red kettle")])[0]
+    with served_by_cli(monkeypatch, "--predictor", "baseline", "--path", saved) as client:
+        assert price_of(client) == pytest.approx(expected)
+    with served_by_cli(monkeypatch, "--predictor", "features-lr", "--train", train) as client:
+        assert price_of(client) == pytest.approx(expected)  # fitted on --train before serving
+
+    weights = tmp_path / "ens.json"
+    ensemble, _ = fit_ensemble([{"predictor": "constant", "options": {}},
+                                {"predictor": "features-lr", "options": {}}], items, weights,
+                               val_size=60)
+    assert json.loads(weights.read_text())["members"]
+    with served_by_cli(monkeypatch, "--predictor", "ensemble", "--path", weights) as client:
+        assert price_of(client) == pytest.approx(ensemble.predict([as_test_prompt("A red kettle")])[0])

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pricer.cli.evaluate import DEFAULT_RESULTS, _options, _train_items
+from pricer.cli.evaluate import DEFAULT_RESULTS
+from pricer.cli.predictor import build_predictor, names_help, options_of
 from pricer.errors import PricerError
 
 FORMATS = ("table", "json", "csv")
@@ -101,8 +102,7 @@ def deals(
     sources: Annotated[list[str], typer.Argument(
         help="Feeds (RSS 2.0 / Atom, an http(s) URL or a file) and offer files (.jsonl / .csv "
              "with title, description, price, url).")],
-    predictor: Annotated[str, typer.Option(help="Any predictor of `pricer eval` (ensemble, "
-                                                "expected, baseline, greedy, ...).")],
+    predictor: Annotated[str, typer.Option(help=names_help("The predictor"))],
     min_discount: Annotated[str, typer.Option(
         help="How far under the estimate an offer must be: a share (30%) or dollars (50, the "
              "course's threshold).")] = "30%",
@@ -157,22 +157,12 @@ def deals(
         raise PricerError(f"--notify {notify!r}: give an http(s) URL")
     webhook = (Webhook(notify, timeout=notify_timeout, retries=notify_retries, backoff=notify_backoff,
                        fields=_fields(notify_field)) if notify else None)
-    options = _options(opt, {"path": path, "model": model, "adapter": adapter, "value": value})
+    options = options_of(opt, {"path": path, "model": model, "adapter": adapter, "value": value})
     memory = State(state or results / "deals.sqlite")
 
-    from pricer.data.store import price_bounds
-    from pricer.evaluate.baselines import fit_predictor
-    from pricer.predict.registry import make_predictor
-
-    with err.status(f"loading {predictor}"):
-        priced_by = make_predictor(predictor, **options)
-    if priced_by.needs_fit:
-        train_items = _train_items("", train, max_items) if train else None
-        if not train_items:
-            raise PricerError(f"{predictor}: needs train data (--train FILE), or a saved one "
-                              "(--predictor baseline --path FILE)")
-        with err.status(f"fitting {predictor} on {len(train_items):,} train items"):
-            fit_predictor(priced_by, train_items, price_bounds(train))
+    with err.status(f"loading {predictor}") as status:
+        priced_by, _ = build_predictor(predictor, options, train=train, max_items=max_items,
+                                       status=status.update)
 
     stop = threading.Event()
     first: list = []

@@ -9,22 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from pricer.cli.predictor import build_predictor, fit_note, names_help
+from pricer.cli.predictor import train_items as _train_items
 from pricer.errors import PricerError
 
 DEFAULT_RESULTS = Path("results")
-
-
-def _train_items(data: str, train: str | None, max_items: int | None = None):
-    """The train split: --train (file or saved data set), else the train split of a saved --data."""
-    from pricer.data.items import read_items
-
-    if max_items is not None and max_items < 0:
-        raise PricerError(f"--max-items must be 0 or more, got {max_items}")
-    if train:
-        return read_items(train, split="train")[:max_items]
-    if Path(data).is_dir():
-        return read_items(data, split="train")[:max_items]
-    return None
 
 
 def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
@@ -40,28 +29,10 @@ def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
     return size
 
 
-def _options(pairs: list[str] | None, flags: dict) -> dict:
-    """--opt key=value pairs (text; the registry converts them to each option's type) merged
-    with the options given as their own flags."""
-    options = {k: v for k, v in flags.items() if v is not None}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise PricerError(f"--opt {pair!r}: write it as key=value (e.g. --opt branches=4)")
-        if key in options:
-            raise PricerError(f"option {key} is given twice (as its own flag and as --opt, or twice)")
-        options[key] = value
-    return options
-
-
 def eval_command(
     data: Annotated[str, typer.Option(help="Test data: a .jsonl/.csv/.parquet file with text and "
                                            "price, or a saved data set folder (its test split).")],
-    predictor: Annotated[str, typer.Option(help="constant, random, guesses, baseline, frontier, "
-                                                "frontier-rag, greedy, topk, expected, ensemble, or a baseline "
-                                                "kind (features-lr, bow-lr, embed-lr, embed-svr, "
-                                                "embed-rf, dnn).")],
+    predictor: Annotated[str, typer.Option(help=names_help("The predictor"))],
     eval_size: Annotated[str, typer.Option("--eval-size", "--size",
                                            help="Evaluate the first N items (the reference: 250), "
                                                 "or 'all' for the whole split.")] = "250",
@@ -96,34 +67,25 @@ def eval_command(
 
     from pricer.data.items import read_items
     from pricer.data.store import price_bounds
-    from pricer.evaluate.baselines import fit_predictor
     from pricer.evaluate.harness import check_results_dir, evaluate
-    from pricer.predict.registry import make_predictor
 
     console = Console(stderr=True) if json_out else Console()
     size = eval_size_of(eval_size)
     if batch_size is not None and batch_size < 1:
         raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
     check_results_dir(results)
-    options = _options(opt, {"value": value, "seed": seed, "guesses": guesses, "path": path,
-                             "model": model, "adapter": adapter, "precision": precision,
-                             "device": device, "base_url": base_url, "api_model": api_model})
+    flags = {"value": value, "seed": seed, "guesses": guesses, "path": path, "model": model,
+             "adapter": adapter, "precision": precision, "device": device, "base_url": base_url,
+             "api_model": api_model}
     items = read_items(data, split="test")
     if not items:
         raise PricerError(f"{data}: the test split is empty")
     with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-        p = make_predictor(predictor, **options)
-        fit = None
-        if p.needs_fit:
-            train_items = _train_items(data, train, max_items)
-            if train_items is None:
-                raise PricerError(f"{predictor}: needs a train split (--train FILE or a saved "
-                                  "data set as --data)" + (" or --value" if predictor == "constant" else ""))
-            with console.status(f"fitting {predictor} on {len(train_items):,} train items"):
-                fit = fit_predictor(p, train_items, price_bounds(train or data))
-            if fit["dropped"]:
-                console.print(f"[yellow]fit: {sum(fit['dropped'].values())} train items left out "
-                              f"({_counts(fit['dropped'])})[/]", highlight=False, soft_wrap=True)
+        with console.status(f"loading {predictor}") as status:
+            p, fit = build_predictor(predictor, flags, opt, train=train, data=data,
+                                     max_items=max_items, status=status.update)
+        if fit_note(fit):
+            console.print(f"[yellow]{fit_note(fit)}[/]", highlight=False, soft_wrap=True)
         result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
                           max_price=price_bounds(data)[1],
                           batch_size=batch_size, extra={"fit": fit} if fit else None)

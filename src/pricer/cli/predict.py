@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pricer.cli.predictor import build_predictor, fit_note, names_help, options_of
 from pricer.errors import PricerError, writing
 
 out = Console()
@@ -19,28 +20,35 @@ err = Console(stderr=True)
 def predict(
     description: Annotated[Optional[str], typer.Argument(
         help="The item description (read from stdin when left out and no --input).")] = None,
-    model: Annotated[str, typer.Option(help="'default', a local folder or a Hub id.")] = "default",
-    adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder.")] = None,
-    predictor: Annotated[str, typer.Option(help="greedy (the reference), topk or expected.")] = "greedy",
+    predictor: Annotated[str, typer.Option(help=names_help(
+        "The predictor, made as pricer eval makes it (greedy: the reference)"))] = "greedy",
+    model: Annotated[Optional[str], typer.Option(help="LLM, head: 'default', a local folder or a Hub id.")] = None,
+    adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder; head: the run.")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline; ensemble: its "
+                                                      "weights JSON; gguf: the GGUF file.")] = None,
+    value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
+    train: Annotated[Optional[str], typer.Option(help="Train data (file or saved data set) for "
+                                                      "predictors that learn (constant mean, baselines).")] = None,
+    opt: Annotated[Optional[list[str]], typer.Option(
+        help="Any option of the predictor as key=value (repeatable), as in pricer eval.")] = None,
     input: Annotated[Optional[Path], typer.Option(
         help="Many items: .jsonl / .csv / .parquet with a text column, or a saved data set.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="JSON Lines of predictions (with --input).")] = None,
     split: Annotated[str, typer.Option(help="Split of a saved data set.")] = "test",
     text_column: Annotated[str, typer.Option(help="Column holding the description.")] = "text",
-    precision: Annotated[str, typer.Option(help="auto (bf16 where fast; fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit.")] = "auto",
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1... (default: cuda if present).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 16,
-    merge: Annotated[bool, typer.Option(help="Merge the adapter into the weights first.")] = False,
+    precision: Annotated[Optional[str], typer.Option(help="LLM: auto (bf16 where fast; fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda, cuda:1... (default: cuda if present).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="LLM: items per forward pass (16).")] = None,
+    merge: Annotated[Optional[bool], typer.Option("--merge", help="LLM: merge the adapter into the weights first.")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option(
         help="greedy: tokens to generate (default 4 for Llama 3 tokenizers, 8 for digit ones).")] = None,
-    branches: Annotated[int, typer.Option(help="expected: open number prefixes kept per item.")] = 8,
-    decimals: Annotated[int, typer.Option(help="expected: decimals to expand (0: whole dollars).")] = 0,
+    branches: Annotated[Optional[int], typer.Option(help="expected: open number prefixes kept per item (8).")] = None,
+    decimals: Annotated[Optional[int], typer.Option(help="expected: decimals to expand (0: whole dollars).")] = None,
 ) -> None:
-    """Predict prices with a (fine-tuned) model: one description, or a file of items."""
+    """Predict prices with any predictor (a fine-tuned model by default): one description, or a
+    file of items."""
     from pricer.data.prompts import as_test_prompt
 
-    if predictor not in ("greedy", "topk", "expected"):
-        raise PricerError(f"unknown predictor '{predictor}' (choose greedy, topk or expected)")
     if input is None and output is not None:
         raise PricerError("--output needs --input")
     if input is not None and description is not None:
@@ -51,10 +59,14 @@ def predict(
         if sys.stdin.isatty():
             raise PricerError("give a DESCRIPTION, pipe one on stdin, or use --input FILE --output FILE")
         description = sys.stdin.read().strip()
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise PricerError("--batch-size must be at least 1")
     if output is not None:
         _check_output(output)  # before any model work: a bad path must not cost the predictions
+    flags = {"model": model, "adapter": adapter, "path": path, "value": value,
+             "precision": precision, "device": device, "batch_size": batch_size, "merge": merge,
+             "max_new_tokens": max_new_tokens, "branches": branches, "max_decimals": decimals}
+    options = options_of(opt, flags)  # a bad --opt fails before the file is read
 
     rows, bad = [], []
     if input is not None:
@@ -62,20 +74,16 @@ def predict(
 
         rows, bad = read_texts(input, split=split, text_column=text_column)
 
-    from pricer.predict.llm import load_llm_predictor
-
-    options = {"max_new_tokens": max_new_tokens} if predictor == "greedy" else {}
-    if predictor == "expected":
-        options |= {"branches": branches, "max_decimals": decimals}
-    with err.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
-        llm = load_llm_predictor(predictor, model=model, adapter=adapter, precision=precision,
-                                 device=device, batch_size=batch_size, merge=merge, **options)
+    with err.status(f"loading {predictor}") as status:
+        priced_by, fit = build_predictor(predictor, options, train=train, status=status.update)
+    if fit_note(fit):
+        err.print(f"[yellow]{fit_note(fit)}[/]", highlight=False, soft_wrap=True)
 
     if input is None:
-        result = llm.predict_details([as_test_prompt(description)])[0]
+        result = priced_by.predict_details([as_test_prompt(description)])[0]
         _print_one(result, description)
         return
-    _predict_file(llm, rows, bad, output, as_test_prompt)
+    _predict_file(priced_by, rows, bad, output, as_test_prompt)
 
 
 def _check_output(output: Path) -> None:
@@ -101,7 +109,7 @@ def _print_one(result: dict, description: str) -> None:
         err.print("[yellow]warning:[/] the description was cut to the model's context limit")
 
 
-def _predict_file(llm, rows, bad, output: Path, as_test_prompt) -> None:
+def _predict_file(predictor, rows, bad, output: Path, as_test_prompt) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     prompts = [as_test_prompt(r.text) for r in rows]
@@ -109,7 +117,10 @@ def _predict_file(llm, rows, bad, output: Path, as_test_prompt) -> None:
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err) as bar:
         task = bar.add_task("predict", total=len(prompts))
-        results = llm.predict_details(prompts, progress=lambda n: bar.advance(task, n))
+        results = []
+        for start in range(0, len(prompts), predictor.batch_size):  # as the harness calls it
+            results += predictor.predict_details(prompts[start:start + predictor.batch_size])
+            bar.advance(task, len(prompts[start:start + predictor.batch_size]))
     seconds = time.perf_counter() - start
     with writing(output):
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +136,7 @@ def _predict_file(llm, rows, bad, output: Path, as_test_prompt) -> None:
                     record["empty"] = True
                 f.write(json.dumps(record) + "\n")
 
-    table = Table(title=f"pricer predict ({llm.name})", title_style="bold")
+    table = Table(title=f"pricer predict ({predictor.name})", title_style="bold")
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     priced = sum(r["price"] is not None for r in results)

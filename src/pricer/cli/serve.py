@@ -6,21 +6,27 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from pricer.cli.predictor import build_predictor, fit_note, names_help, options_of
 from pricer.errors import PricerError
 
 err = Console(stderr=True)
 
 
 def serve(
-    predictor: Annotated[str, typer.Option(help="Predictor name (greedy, expected, constant, "
-                                           "baseline, ...; see `pricer eval --help`).")] = "greedy",
-    model: Annotated[str, typer.Option(help="Base model (LLM predictors): 'default', a folder "
-                                       "(a merged export works) or a Hub id.")] = "default",
-    adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder (LLM predictors).")] = None,
-    path: Annotated[Optional[str], typer.Option(help="A saved baseline (--predictor baseline).")] = None,
-    value: Annotated[Optional[float], typer.Option(help="The price of --predictor constant.")] = None,
-    precision: Annotated[str, typer.Option(help="LLM precision: auto, fp32, bf16, fp16, 8bit, 4bit.")] = "auto",
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda... (default: cuda if present).")] = None,
+    predictor: Annotated[str, typer.Option(help=names_help(
+        "The predictor, made as pricer eval makes it"))] = "greedy",
+    model: Annotated[Optional[str], typer.Option(help="LLM, head: base model: 'default', a folder "
+                                                 "(a merged export works) or a Hub id.")] = None,
+    adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder; head: the run.")] = None,
+    path: Annotated[Optional[str], typer.Option(help="baseline: a saved baseline; ensemble: its "
+                                                     "weights JSON; gguf: the GGUF file.")] = None,
+    value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
+    train: Annotated[Optional[str], typer.Option(help="Train data (file or saved data set) to fit "
+                                                      "a predictor that learns, before serving.")] = None,
+    opt: Annotated[Optional[list[str]], typer.Option(
+        help="Any option of the predictor as key=value (repeatable), as in pricer eval.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, fp16, 8bit, 4bit.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda... (default: cuda if present).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     max_batch: Annotated[int, typer.Option(help="Items per predictor call (1: no micro-batching).")] = 32,
@@ -44,15 +50,11 @@ def serve(
             raise PricerError(f"{name} must be at least 1")
     if window_ms < 0 or not 0 < port < 65536:
         raise PricerError("--window-ms must be >= 0 and --port between 1 and 65535")
-    from pricer.predict.baselines import KINDS
-
-    if predictor in KINDS:  # unfitted: the saved one is served with --predictor baseline
-        raise PricerError(f"{predictor} must be fitted first: save it with `pricer baselines` and "
-                          "serve it with --predictor baseline --path FILE")
+    options = options_of(opt, {"model": model, "adapter": adapter, "path": path, "value": value,
+                               "precision": precision, "device": device})
     import uvicorn
 
     from pricer.data.items import read_items
-    from pricer.predict.registry import make_predictor
     from pricer.serve.app import create_app
 
     example_items = read_items(examples, split="test")[:50] if examples else None
@@ -67,12 +69,10 @@ def serve(
         items = read_items(similar, split="train")[:similar_max]
         with err.status(f"indexing {len(items)} items for 'most similar'"):
             index = Neighbours(items)
-    with err.status(f"loading {predictor}"):
-        served = make_predictor(predictor, model=model, adapter=adapter, path=path, value=value,
-                                precision=precision, device=device)
-    if getattr(served, "needs_fit", False):
-        raise PricerError(f"{predictor} must be fitted first: save it with `pricer baselines` and "
-                          "serve it with --predictor baseline --path FILE")
+    with err.status(f"loading {predictor}") as status:
+        served, fit = build_predictor(predictor, options, train=train, status=status.update)
+    if fit_note(fit):
+        err.print(f"[yellow]{fit_note(fit)}[/]", highlight=False, soft_wrap=True)
     app = create_app(served, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
                      max_items=max_items, max_body_bytes=max_body_kb * 1024,
                      examples=example_items, neighbours=index, deals=deals)
