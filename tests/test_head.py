@@ -93,6 +93,36 @@ def test_head_run_evaluates_with_pricer_eval(head_run, tiny_llama, tmp_path):
     assert scored["n"] == 5 and scored["error"] > 0
 
 
+def test_pricer_predict_prices_with_the_head(head_run, tiny_llama):
+    out, _ = head_run
+    text = json.loads(open(f"{DATA}/test.jsonl").readline())["text"]
+    result = assert_ok(pricer("predict", "--predictor", "head", "--model", str(tiny_llama),
+                              "--adapter", str(out), text))
+    from pricer.data.prompts import test_prompt
+    from pricer.predict.registry import make_predictor
+
+    direct = make_predictor("head", model=str(tiny_llama), adapter=str(out)).predict([test_prompt(text)])[0]
+    assert result.stdout.strip() == f"${direct:,.2f}"
+
+
+def test_a_predictor_that_does_not_fit_the_run_is_refused(head_run, tiny_llama, items_file, tmp_path):
+    """Greedy/topk/expected on a head run (LoRA weights never trained to write a price), and
+    head on a plain LoRA run (no head): one line each, before the model loads."""
+    out, _ = head_run
+    for method in ("greedy", "topk", "expected"):
+        assert_bad_input(pricer("predict", "--predictor", method, "--model", str(tiny_llama),
+                                "--adapter", str(out), "x"), "--head regression", "--predictor head")
+    assert_bad_input(pricer("eval", "--predictor", "greedy", "--model", str(tiny_llama), "--adapter",
+                            str(out), "--data", f"{DATA}/test.jsonl", "--eval-size", "2",
+                            "--results", str(tmp_path / "results")), "--predictor head")
+    plain = tmp_path / "plain"
+    assert_ok(pricer("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
+                     str(plain), "--max-steps", "1", "--batch-size", "2", "--max-length", "64",
+                     "--report-to", "none", "--no-eval"))
+    assert_bad_input(pricer("predict", "--predictor", "head", "--model", str(tiny_llama),
+                            "--adapter", str(plain), "x"), "not a run trained with --head regression")
+
+
 def test_num_layers_cuts_the_model_and_the_predictor_follows(tiny_llama, items_file, tmp_path):
     out = tmp_path / "cut"
     result = pricer("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",

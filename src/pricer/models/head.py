@@ -55,12 +55,23 @@ class HeadConfig:
     def load(cls, folder: Path) -> "HeadConfig":
         path = Path(folder) / HEAD_CONFIG
         if not path.is_file():
-            raise PricerError(f"{folder}: no {HEAD_CONFIG}: not a run trained with --head regression")
+            raise PricerError(f"{folder}: no {HEAD_CONFIG}: not a run trained with --head "
+                              "regression (a LoRA run is read by --predictor greedy, topk or "
+                              "expected)")
         with reading(path):
             saved = json.loads(path.read_text())
         if saved.pop("format", None) != FORMAT:
             raise PricerError(f"{path}: not a pricer head config ({FORMAT})")
         return cls(**saved)
+
+
+def refuse_head_run(folder, predictor: str) -> None:
+    """A run trained with --head regression is read by the head predictor only: a predictor that
+    generates text would read a price from LoRA weights that were never trained to write one."""
+    if (Path(folder) / HEAD_CONFIG).is_file():
+        raise PricerError(f"{folder}: a run trained with --head regression: read it with "
+                          f"--predictor head ({predictor} would generate a price from LoRA "
+                          "weights never trained to write one)")
 
 
 class PriceHead(nn.Module):

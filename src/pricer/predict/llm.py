@@ -411,13 +411,17 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     import torch
 
     from pricer.data.prompts import adapter_prompt_format
+    from pricer.models.head import refuse_head_run
     from pricer.models.load import load_model, resolve_adapter
     from pricer.models.precision import resolve_precision
 
     if method not in METHODS:
         raise PricerError(f"unknown LLM method '{method}' (choose from {', '.join(METHODS)})")
-    if prompt_format is None:  # before the model loads: a bad adapter or format fails fast
-        prompt_format = adapter_prompt_format(resolve_adapter(adapter)) if adapter else DEFAULT_FORMAT
+    folder = resolve_adapter(adapter) if adapter else None  # before the model loads: fails fast
+    if folder is not None:
+        refuse_head_run(folder, method)
+    if prompt_format is None:
+        prompt_format = adapter_prompt_format(folder) if folder else DEFAULT_FORMAT
     prompt_format = named_format(prompt_format).name
     resolved = resolve_precision(precision, device, "inference")
     device, precision = resolved.device, resolved.name

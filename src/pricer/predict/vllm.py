@@ -47,6 +47,7 @@ class VLLMPredictor(Predictor):
                  gpu_memory_utilization: float = 0.9, seed: int = 42,
                  prompt_format: str | None = None):
         from pricer.data.prompts import adapter_prompt_format, prompt_format as named_format
+        from pricer.models.head import refuse_head_run
         from pricer.models.load import resolve_adapter, resolve_model
         from pricer.models.precision import resolve_precision
         from pricer.predict.llm import is_digit_tokenizer
@@ -67,6 +68,7 @@ class VLLMPredictor(Predictor):
         self.lora = None
         if adapter:
             folder = resolve_adapter(adapter)
+            refuse_head_run(folder, "vllm")
             rank = json.loads((folder / "adapter_config.json").read_text()).get("r", 8)
             engine |= {"enable_lora": True, "max_loras": 1,
                        "max_lora_rank": next((r for r in LORA_RANKS if r >= max(rank, 32)), rank)}
