@@ -121,6 +121,11 @@ def test_a_predictor_that_does_not_fit_the_run_is_refused(head_run, tiny_llama, 
                      "--report-to", "none", "--no-eval"))
     assert_bad_input(pricer("predict", "--predictor", "head", "--model", str(tiny_llama),
                             "--adapter", str(plain), "x"), "not a run trained with --head regression")
+    # nor is it exported: a GGUF (or a merged folder) would keep the decoder and drop the head
+    for what in (("--gguf", "f16"), ("--merge",)):
+        assert_bad_input(pricer("export", "--model", str(tiny_llama), "--adapter", str(out),
+                                *what, "--out", str(tmp_path / "export")), "regression head")
+        assert not (tmp_path / "export").exists()
 
 
 def test_num_layers_cuts_the_model_and_the_predictor_follows(tiny_llama, items_file, tmp_path):

@@ -65,10 +65,15 @@ class HeadConfig:
         return cls(**saved)
 
 
+def is_head_run(folder) -> bool:
+    """A run trained with --head regression: its price comes from the head beside the adapter."""
+    return (Path(folder) / HEAD_CONFIG).is_file()
+
+
 def refuse_head_run(folder, predictor: str) -> None:
     """A run trained with --head regression is read by the head predictor only: a predictor that
     generates text would read a price from LoRA weights that were never trained to write one."""
-    if (Path(folder) / HEAD_CONFIG).is_file():
+    if is_head_run(folder):
         raise PricerError(f"{folder}: a run trained with --head regression: read it with "
                           f"--predictor head ({predictor} would generate a price from LoRA "
                           "weights never trained to write one)")
