@@ -14,6 +14,7 @@ what the measured H200 step leaves after its own compute and memory parts.
 """
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -43,6 +44,7 @@ RECIPES = {"Llama 3.1 8B, QLoRA (reference)": (LLAMA_8B, 4, 182, 166),
 LORA_R, LORA_TARGETS = 32, 4  # r 32 on q/k/v/o
 
 
+@functools.cache
 def weights(config) -> dict:
     """`pricer model memory --config ... --json`: bytes per precision, with the adapter."""
     done = subprocess.run([sys.executable, "-m", "pricer", "model", "memory", "--config",
@@ -94,7 +96,7 @@ def estimate() -> dict:
         for recipe, (source, batch, length, mean_length) in RECIPES.items():
             config = source if isinstance(source, dict) else json.loads(
                 (source / "config.json").read_text())
-            weight = weights(folder if isinstance(source, dict) else source)["4bit"]
+            weight = weights(str(folder if isinstance(source, dict) else source))["4bit"]
             peak = peak_gb(config, weight, batch, length)
             # the fixed part scales with the number of layers (launches per layer)
             fixed = fixed_8b * config["num_hidden_layers"] / config_8b["num_hidden_layers"]
@@ -109,7 +111,7 @@ def estimate() -> dict:
                              "s_per_step": round(seconds, 2),
                              "tokens_per_s": round(step_tokens / seconds),
                              "hours_per_20k_items": round(20_000 / batch * seconds / 3600, 1)})
-    check = peak_gb(config_8b, weights(LLAMA_8B)["4bit"], 4, 182)
+    check = peak_gb(config_8b, weights(str(LLAMA_8B))["4bit"], 4, 182)
     # the reference's own run: batch 16 on one A100 40 GB, ~8 hours per epoch of 400,000 items
     a100 = GPUS["A100 40 GB"]
     a100_step = fixed_8b + sum(step_parts(config_8b, 16 * 166, a100[1], a100[2]))
