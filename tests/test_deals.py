@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import chromium, needs_chromium, served
 from clirun import assert_bad_input, assert_ok, pricer
 from conftest import AMAZON_TEST, AMAZON_TRAIN, ROOT
 
@@ -378,8 +379,6 @@ def test_ensemble_spread_from_its_members(ensemble_file):
 
 # ---- on the web page -------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 
 @pytest.fixture(scope="module")
 def deals_state(site, ensemble_file, tmp_path_factory):
@@ -407,52 +406,35 @@ def test_serve_shows_the_latest_deals(deals_state):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                    "(apt-get install chromium; CI installs it)")
+@needs_chromium
 def test_deals_view_in_the_browser(deals_state, tmp_path):
     """The Deals view in headless Debian Chromium; its screenshot is docs/images/deals.png."""
     import shutil
 
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from pricer.predict.registry import make_predictor
     from pricer.serve.app import create_app
 
     state, found = deals_state
-    server = uvicorn.Server(uvicorn.Config(create_app(make_predictor("constant", value=10.0),
-                                                      deals=state),
-                                           host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < end and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-                "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_selector("#views", state="visible")
-            assert page.is_visible("#text") and not page.is_visible("#deals-view")
-            page.click("#show-deals")
-            page.wait_for_selector("#deals tr")
-            rows = page.locator("#deals tr")
-            count, first = rows.count(), rows.nth(0).inner_text()
-            link = page.locator("#deals a").first.get_attribute("href")
-            assert not page.is_visible("#text")
-            shot = tmp_path / "deals.png"
-            page.screenshot(path=str(shot))  # the first screen of the view
-            page.click("#show-estimate")
-            assert page.is_visible("#text")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    app = create_app(make_predictor("constant", value=10.0), deals=state)
+    with served(app) as url, sync_playwright() as p:
+        browser = chromium(p)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_selector("#views", state="visible")
+        assert page.is_visible("#text") and not page.is_visible("#deals-view")
+        page.click("#show-deals")
+        page.wait_for_selector("#deals tr")
+        rows = page.locator("#deals tr")
+        count, first = rows.count(), rows.nth(0).inner_text()
+        link = page.locator("#deals a").first.get_attribute("href")
+        assert not page.is_visible("#text")
+        shot = tmp_path / "deals.png"
+        page.screenshot(path=str(shot))  # the first screen of the view
+        page.click("#show-estimate")
+        assert page.is_visible("#text")
+        browser.close()
     assert count == len(found)
     assert first.split()[0].isdigit() and "%" in first and "$" in first
     assert link in {d["url"] for d in found}

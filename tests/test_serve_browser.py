@@ -3,36 +3,17 @@
 spread) and a MiniLM index of training items. Saves a screenshot (tmp dir and docs/images)."""
 
 import shutil
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
+from browser import chromium, needs_chromium, served
 from conftest import AMAZON_TEST, AMAZON_TRAIN, ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                       "(apt-get install chromium; CI installs it)"),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def server(default_model_dir):
-    import uvicorn
-
     from pricer.data.items import read_items
     from pricer.predict.neighbours import Neighbours
     from pricer.predict.registry import make_predictor
@@ -41,24 +22,15 @@ def server(default_model_dir):
     llm = make_predictor("expected", model="default", precision="fp32", device="cpu")
     app = create_app(llm, examples=read_items(AMAZON_TEST)[:20],
                      neighbours=Neighbours(read_items(AMAZON_TRAIN, split="train")[:150]))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < end and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(app) as url:
+        yield url
 
 
 def test_estimate_an_example_in_the_browser(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        browser = chromium(p)
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         page.goto(server + "/")
         page.wait_for_function("document.querySelectorAll('#example option').length > 1")
