@@ -7,6 +7,7 @@ Public surface, imported lazily (torch and scikit-learn load only when a name is
     Baseline, load_baseline                                baselines.py (scikit-learn Pipelines)
     FrontierPredictor                                      frontier.py (OpenAI-compatible APIs)
     LLMPredictor, load_llm_predictor                       llm.py (greedy, topk, expected)
+    GGUFPredictor                                          gguf.py (greedy by llama.cpp on a GGUF)
     extract_price                                          extract.py (the reference's regex)
 """
 
@@ -17,6 +18,7 @@ _WHERE = {
     "ConstantPredictor": "simple", "RandomPredictor": "simple", "GuessesPredictor": "simple",
     "Baseline": "baselines", "load_baseline": "baselines", "FrontierPredictor": "frontier",
     "LLMPredictor": "llm", "load_llm_predictor": "llm", "extract_price": "extract",
+    "GGUFPredictor": "gguf",
 }
 __all__ = list(_WHERE)
 

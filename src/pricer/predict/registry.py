@@ -6,7 +6,8 @@ dnn (residual MLP on hashed words; a saved one loads as baseline --path X.safete
 ensemble (a weights file of `pricer ensemble`, path=): ensemble.py; frontier: frontier.py;
 frontier-rag (frontier + the k most similar train items; path= a saved index): rag.py;
 greedy, topk, expected: the local LLM (llm.py); head: a run trained with --head regression
-(head.py); vllm: greedy on vLLM's engine, for large batches on a CUDA machine (vllm.py).
+(head.py); vllm: greedy on vLLM's engine, for large batches on a CUDA machine (vllm.py); gguf:
+greedy on a GGUF file through llama.cpp, the model as it will be deployed (gguf.py).
 
 A factory's keyword arguments, with their types and defaults, are the predictor's options. From
 Python they are passed typed (`make_predictor("expected", branches=4)`); from the CLI as text
@@ -112,6 +113,16 @@ def vllm(model: str = "default", adapter: str | None = None, precision: str = "a
                          prompt_format=prompt_format)
 
 
+def gguf(path: Path | None = None, threads: int | None = None, context: int = 2048,
+         max_new_tokens: int | None = None, prompt_format: str = "2024", name: str | None = None):
+    from pricer.predict.gguf import GGUFPredictor
+
+    if path is None:
+        raise PricerError("gguf: give the GGUF file with --path FILE.gguf (or --opt path=FILE.gguf)")
+    return GGUFPredictor(path, threads=threads, context=context, max_new_tokens=max_new_tokens,
+                         prompt_format=prompt_format, name=name)
+
+
 METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),
                   "expected": ("branches", "max_int_digits", "max_decimals", "min_prob")}
 
@@ -163,7 +174,7 @@ def _baseline_kind(kind: str):
 FACTORIES = {
     "constant": constant, "random": random, "guesses": guesses, "baseline": baseline,
     "frontier": frontier, "frontier-rag": frontier_rag, "dnn": dnn, "ensemble": ensemble,
-    "head": head, "vllm": vllm,
+    "head": head, "vllm": vllm, "gguf": gguf,
     **{kind: _baseline_kind(kind) for kind in BASELINE_KINDS},
     **{method: _llm(method) for method in LLM_METHODS},
 }
