@@ -2,10 +2,12 @@
 
 The same answer as the `greedy` predictor (llm.py) on the model the GGUF was exported from, read
 the way llama.cpp and Ollama will run it:
-- the same token ids per prompt: llama.cpp's own tokenizer (the one in the GGUF), with the
-  special tokens the file asks for (`tokenizer.ggml.add_bos_token`: SmolLM2's prompts are raw
-  text, Llama 3's start with BOS, as transformers' `tokenizer(prompt)`), special-token text
-  parsed as transformers does;
+- the prompt tokenized by llama.cpp's own tokenizer (the one in the GGUF), with the special
+  tokens the file asks for (`tokenizer.ggml.add_bos_token`: SmolLM2's prompts are raw text,
+  Llama 3's start with BOS, as transformers' `tokenizer(prompt)`), special-token text parsed as
+  transformers does. For SmolLM2 these are the ids of SmolLM2's own tokenizer; pricer's default
+  model's transformers tokenizer lacks its Digits step and differs on ~5 % of the test prompts
+  (docs/predict.md, "Scoring a GGUF");
 - the prompt format chosen as greedy's ("2024" unless told: a GGUF does not say which format
   its adapter was trained with), the "2025" token cut made with the GGUF's tokenizer;
 - greedy decoding (llama.cpp's greedy sampler: the argmax) of as many new tokens as greedy takes
