@@ -75,6 +75,25 @@ def test_eval_truth_above_the_curation_bound_is_counted_not_scored(tmp_path):
     assert "1 skipped" in res.stderr  # the table and summary go to stderr with --json
 
 
+def test_eval_options_convert_by_their_real_type(tmp_path):
+    """--opt prices_like=FILE stays a path (its items' prices are read), prices_like=12,30,45.5
+    is a list of prices: never a path cut into characters ("could not convert string to float")."""
+    train, like = tmp_path / "train.jsonl", tmp_path / "like.jsonl"
+    lines = AMAZON_TRAIN.read_text().splitlines()
+    train.write_text("\n".join(lines[:200]) + "\n")
+    like.write_text("\n".join(lines[200:250]) + "\n")
+    for number, (given, n) in enumerate(((like, 50), ("12,30,45.5", 3))):
+        result = assert_ok(pricer("eval", "--data", AMAZON_TEST, "--size", "5", "--results",
+                                  tmp_path / f"results{number}", "--predictor", "features-lr",
+                                  "--train", train, "--opt", f"prices_like={given}", "--json"))
+        scored = json.loads(result.stdout)
+        assert scored["predictor"] == "features-lr-shifted", scored
+        assert scored["settings"]["prices_like_items"] == n and scored["n"] == 5
+    assert_bad_input(pricer(*eval_args(tmp_path, "--predictor", "features-lr", "--train", train,
+                                       "--opt", f"prices_like={tmp_path / 'none.jsonl'}")),
+                     "none.jsonl")
+
+
 def test_saved_baseline_that_is_a_pickle_never_runs(tmp_path):
     """A pickle that would create a marker file: refused without unpickling it."""
     marker = tmp_path / "pwned"

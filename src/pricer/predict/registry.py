@@ -71,13 +71,23 @@ def ensemble(path: Path | None = None):
 def dnn(blocks: int = 4, width: int = 512, features: int = 5000, epochs: int = 20,
         patience: int = 3, lr: float = 1e-3, train_batch: int = 128, dropout: float = 0.2,
         val_fraction: float = 0.1, seed: int = 42, balance_prices: bool = False,
-        prices_like: list[float] | None = None):
+        prices_like: list[float] | Path | None = None):
     from pricer.predict.dnn import DnnPredictor
 
+    prices_like = _prices(prices_like)
     return DnnPredictor(blocks=blocks, width=width, features=features, epochs=epochs,
                         patience=patience, lr=lr, train_batch=train_batch, dropout=dropout,
                         val_fraction=val_fraction, seed=seed, balance_prices=balance_prices,
                         prices_like=prices_like)
+
+
+def _prices(prices_like):
+    """prices_like as prices: a file (or saved data set) is read for its items' prices."""
+    if isinstance(prices_like, (str, Path)):
+        from pricer.data.balance import prices_like as prices_of
+
+        return prices_of(prices_like)
+    return prices_like
 
 
 def frontier(api_model: str | None = None, model: str | None = None, base_url: str | None = None,
@@ -163,10 +173,12 @@ def head(model: str = "default", adapter: str | None = None, precision: str = "a
 
 
 def _baseline_kind(kind: str):
-    def factory(seed: int = 42, balance_prices: bool = False, prices_like: list[float] | None = None):
+    def factory(seed: int = 42, balance_prices: bool = False,
+                prices_like: list[float] | Path | None = None):
         from pricer.predict.baselines import Baseline
 
-        return Baseline(kind, seed=seed, balance_prices=balance_prices, prices_like=prices_like)
+        return Baseline(kind, seed=seed, balance_prices=balance_prices,
+                        prices_like=_prices(prices_like))
 
     return factory
 
@@ -184,16 +196,17 @@ def names() -> tuple[str, ...]:
     return tuple(FACTORIES)
 
 
-def option_types(name: str) -> dict[str, type]:
-    """{option: its type (Optional unwrapped)} of predictor `name`."""
+def option_types(name: str) -> dict[str, tuple]:
+    """{option: the types it takes, in the declared order (`X | None` -> (X,))} of predictor `name`."""
     factory = _factory(name)
     hints = typing.get_type_hints(factory)
     out = {}
     for key in inspect.signature(factory).parameters:
         kind = hints.get(key, str)
         if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        out[key] = kind
+            out[key] = tuple(a for a in typing.get_args(kind) if a is not type(None))
+        else:
+            out[key] = (kind,)
     return out
 
 
@@ -206,20 +219,39 @@ def _factory(name: str):
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
-def convert(name: str, key: str, value, kind: type):
-    """`value` (text from the CLI, or already typed) as `kind`; a PricerError when it is not."""
-    if not isinstance(value, str) or kind is str:
+def convert(name: str, key: str, value, kinds: tuple):
+    """`value` (text from the CLI, or already typed) as the first of the option's types `kinds`
+    that reads it (`list[float] | Path`: "12,30" is a list, "train.jsonl" stays a path); a
+    PricerError when none does."""
+    if not isinstance(value, str):
         return value
-    text = value.strip()
+    for kind in kinds:
+        try:
+            return _read(kind, value if kind is str else value.strip())
+        except (TypeError, ValueError):
+            continue
+    raise PricerError(f"{name}: option {key}={value!r} must be "
+                      f"{' or '.join(_what(kind) for kind in kinds)}")
+
+
+def _read(kind, text: str):
+    if kind is str:
+        return text
     if kind is bool:
         if text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE
-        raise PricerError(f"{name}: option {key}={value!r} must be true or false")
-    try:
-        return kind(text)
-    except (TypeError, ValueError):
-        what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
-        raise PricerError(f"{name}: option {key}={value!r} must be {what}") from None
+        raise ValueError(text)
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        return [_read(item, part.strip()) for part in text.split(",") if part.strip()]
+    return kind(text)
+
+
+def _what(kind) -> str:
+    if typing.get_origin(kind) is list:
+        return f"a comma-separated list ({_what(typing.get_args(kind)[0])} each)"
+    return {int: "a whole number", float: "a number", bool: "true or false",
+            Path: "a path"}.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def make_predictor(name: str, **options):
