@@ -40,6 +40,7 @@ def test_five_training_steps_then_an_eval(tiny_llama, tmp_path):
     done = assert_ok(pricer("train", "--model", tiny_llama, "--data", AMAZON_TRAIN, "--out", run,
                             "--max-steps", "5", "--batch-size", "2", "--report-to", "none",
                             "--no-eval"))
+    assert "trainable params:" in done.stdout
     card = json.loads((run / "run_card.json").read_text())
     assert card["items"] == 10 and card["steps"] == 5  # 5 steps x batch 2
     scored = assert_ok(pricer("eval", "--data", AMAZON_TEST, "--predictor", "greedy",

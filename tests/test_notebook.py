@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from conftest import AMAZON_TEST, AMAZON_TRAIN, ROOT

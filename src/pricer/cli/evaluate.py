@@ -84,8 +84,8 @@ def eval_command(
         with console.status(f"loading {predictor}") as status:
             p, fit = build_predictor(predictor, flags, opt, train=train, data=data,
                                      max_items=max_items, status=status.update)
-        if fit_note(fit):
-            console.print(f"[yellow]{fit_note(fit)}[/]", highlight=False, soft_wrap=True)
+        if note := fit_note(fit):
+            console.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
         result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
                           max_price=price_bounds(data)[1],
                           batch_size=batch_size, extra={"fit": fit} if fit else None)

@@ -76,8 +76,8 @@ def predict(
 
     with err.status(f"loading {predictor}") as status:
         priced_by, fit = build_predictor(predictor, options, train=train, status=status.update)
-    if fit_note(fit):
-        err.print(f"[yellow]{fit_note(fit)}[/]", highlight=False, soft_wrap=True)
+    if note := fit_note(fit):
+        err.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
 
     if input is None:
         result = priced_by.predict_details([as_test_prompt(description)])[0]

@@ -71,8 +71,8 @@ def serve(
             index = Neighbours(items)
     with err.status(f"loading {predictor}") as status:
         served, fit = build_predictor(predictor, options, train=train, status=status.update)
-    if fit_note(fit):
-        err.print(f"[yellow]{fit_note(fit)}[/]", highlight=False, soft_wrap=True)
+    if note := fit_note(fit):
+        err.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
     app = create_app(served, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
                      max_items=max_items, max_body_bytes=max_body_kb * 1024,
                      examples=example_items, neighbours=index, deals=deals)
