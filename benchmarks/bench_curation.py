@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def make_raw_file(path: Path, lines: int) -> None:
+def make_raw_file(path: Path, lines: int, unpriced_every: int = 0) -> None:
+    """`lines` raw Amazon-shaped records (the raw sample's fields, train.jsonl's texts and
+    prices, cycled); every `unpriced_every`-th without a price (0: all priced)."""
     raw = [json.loads(line) for line in
            (DATA / "amazon-raw-sample" / "raw_meta_jsonl_format.jsonl").read_text().splitlines()]
     items = [json.loads(line) for line in
@@ -37,8 +39,10 @@ def make_raw_file(path: Path, lines: int) -> None:
     with open(path, "w") as f:
         for n, item, shape in zip(range(lines), cycle(items), cycle(raw)):
             title, _, rest = item["text"].partition("\n")
-            record = dict(shape, title=title, description=[rest], features=[],
-                          price=str(item["price"]), parent_asin=f"B{n:09d}")
+            unpriced = unpriced_every and n % unpriced_every == unpriced_every - 1
+            price = None if unpriced else str(item["price"])
+            record = dict(shape, title=title, description=[rest], features=[], price=price,
+                          parent_asin=f"B{n:09d}")
             f.write(json.dumps(record) + "\n")
 
 

@@ -1,4 +1,5 @@
-"""Where pricer keeps things it builds once and reuses (the converted default model)."""
+"""Where pricer keeps things it builds once and reuses (the converted default model, caches),
+and whether the process that is writing a half-done folder still lives."""
 
 import os
 from pathlib import Path
@@ -10,3 +11,17 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a staging folder named after it is then
+    still being written, not a leftover of a killed run)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True

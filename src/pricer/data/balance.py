@@ -48,11 +48,18 @@ class BalanceSettings:
 
 def balance(items: list, settings: BalanceSettings) -> list:
     """The reference's balanced sample (items need .price and .category), bucket order."""
+    kept = balance_numbers([i.price for i in items], [i.category for i in items], settings)
+    return [items[n] for n in kept]
+
+
+def balance_numbers(prices, categories, settings: BalanceSettings) -> list[int]:
+    """`balance` on columns: the numbers (places in `prices`) of the items kept, in bucket
+    order. Only numbers are held, so it balances items that are kept on disk (`spool`)."""
     if not settings.balance:
-        return list(items)
+        return list(range(len(prices)))
     slots = defaultdict(list)
-    for item in items:
-        slots[round(item.price)].append(item)
+    for n, price in enumerate(prices):
+        slots[round(price)].append(n)
     rng = np.random.RandomState(settings.seed)  # same stream as np.random.seed(42)
     cap, sample = settings.cap(), []
     for price in sorted(p for p in slots if p >= 1):  # the reference: range(1, 1000)
@@ -60,8 +67,8 @@ def balance(items: list, settings: BalanceSettings) -> list:
         if price >= settings.keep_from or len(slot) <= cap:
             sample.extend(slot)
         else:
-            weights = np.array([settings.weights.get(i.category, settings.default_weight)
-                                for i in slot], dtype=float)
+            weights = np.array([settings.weights.get(categories[n], settings.default_weight)
+                                for n in slot], dtype=float)
             chosen = rng.choice(len(slot), size=cap, replace=False, p=weights / weights.sum())
             sample.extend(slot[i] for i in chosen)
     return sample
@@ -84,12 +91,20 @@ def split(items: list, settings: BalanceSettings) -> tuple[list, list]:
     One addition to the reference: a test item whose text is also in train (a listing that
     appears twice in the input) is passed over for the next one, so the test never scores
     listings the model trained on. Without such duplicates the split is the reference's."""
-    sample = list(items)
-    random.Random(settings.seed).shuffle(sample)  # == random.seed(42); random.shuffle(sample)
-    n_train, n_test = split_sizes(len(sample), settings.train_size, settings.test_size)
-    train = sample[:n_train]
-    in_train = {item.text for item in train}
-    test = [item for item in sample[n_train:] if item.text not in in_train][:n_test]
+    train, test = split_numbers([item.text for item in items], settings)
+    return [items[n] for n in train], [items[n] for n in test]
+
+
+def split_numbers(keys, settings: BalanceSettings) -> tuple[list[int], list[int]]:
+    """`split` on the items' texts, or any key equal exactly when the texts are (a digest):
+    the numbers (places in `keys`) of train and test. Shuffling the numbers 0..n-1 gives the
+    same order as shuffling the items (`shuffle` draws only from the length)."""
+    order = list(range(len(keys)))
+    random.Random(settings.seed).shuffle(order)  # == random.seed(42); random.shuffle(sample)
+    n_train, n_test = split_sizes(len(order), settings.train_size, settings.test_size)
+    train = order[:n_train]
+    in_train = {keys[n] for n in train}
+    test = [n for n in order[n_train:] if keys[n] not in in_train][:n_test]
     return train, test
 
 

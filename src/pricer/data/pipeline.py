@@ -1,6 +1,12 @@
 """`pricer data` end to end: read records -> curate in parallel chunks -> balance -> split ->
 save atomically with a report.
 
+Memory does not grow with the input's texts: curated items go to a `Spool` on disk as they come,
+balancing and the split choose item numbers from the prices, categories and text digests it
+keeps in memory (~40 bytes an item; balancing adds lists of numbers, at most a few hundred bytes
+an item), and the chosen items are read back and written to the data set in batches. The output
+is the one the all-in-memory code gave (tests/test_data_streaming.py).
+
 Curation runs in worker processes (2 by default, one per core), a chunk of 1000 records at a
 time; each worker holds the tokenizer (inherited by fork) so the token rule is one batch call.
 At most a few chunks are in flight, so memory stays flat however big the raw file is
@@ -30,6 +36,7 @@ from pricer.data import report as reports
 from pricer.data import store
 from pricer.data.curate import (REFERENCE, USER, Drop, Settings, amazon_draft, check_price,
                                 text_field, token_rule, user_draft)
+from pricer.data.spool import Spool
 from pricer.errors import PricerError
 
 SMALL_FILE = 2_000_000  # bytes: below this, one process is faster than starting workers
@@ -156,12 +163,13 @@ def curate_source(path: Path | None, fmt: str | None = None, *, hub_category: st
                   tokenizer, overrides: dict | None = None, text_columns=("text",),
                   price_column: str = "price", category_column: str | None = None,
                   category: str | None = None, workers: int = 2, chunk_size: int = 1000,
-                  progress=None):
+                  progress=None, into=None):
     """Curate one local file (or one Hub category): (items, read, dropped, format).
 
     The format (Amazon raw or your own file) is decided here, once: Amazon raw records get the
     reference's settings, your files the lenient price rule (`curate.USER`); `overrides` (e.g.
-    min_price) apply to both."""
+    min_price) apply to both. The items are added to `into` (a list or a `Spool`, which keeps
+    them on disk) and it is returned; by default a new list."""
     if hub_category:
         fmt = "amazon-raw"
         chunks, total, label = read.hub_chunks(hub_category, chunk_size), None, hub_category
@@ -189,14 +197,15 @@ def curate_source(path: Path | None, fmt: str | None = None, *, hub_category: st
     else:
         spec = Spec("user", settings, text_columns, price_column, category_column, category)
 
-    items, dropped, count = [], Counter(), 0
+    items, dropped, count, kept = [] if into is None else into, Counter(), 0, 0
     for (chunk_items, chunk_dropped, n), position in ordered_map(chunks, spec, tokenizer,
                                                                  workers):
         items.extend(chunk_items)
         dropped.update(chunk_dropped)
         count += n
+        kept += len(chunk_items)
         if progress:
-            progress(position, total, source=label, read=count, kept=len(items))
+            progress(position, total, source=label, read=count, kept=kept)
     return items, count, dropped, fmt
 
 
@@ -208,25 +217,34 @@ def settings_for(fmt: str, overrides: dict | None = None) -> Settings:
 
 # ---- the whole data set ----------------------------------------------------------------------
 
-def make_dataset(items: list, read_count: int, dropped: Counter, out: str | Path,
+def make_dataset(items, read_count: int, dropped: Counter, out: str | Path,
                  balance: balancing.BalanceSettings | None = None,
                  settings: Settings | None = None, source: str = "", fmt: str = "",
                  overwrite: bool = False, tokenizer=None, **extra) -> dict:
     """Balance, split, save (atomically) and report; returns the report. Used by `pricer data`
-    and the demo catalog alike. The prompts are in `settings.prompt_format`; `tokenizer` cuts
-    their descriptions where that format has a token limit (2025: 110 tokens)."""
+    and the demo catalog alike. `items`: a `Spool` (or a list, spooled here). Only numbers and
+    prices are held; the texts are read back from the spool while the data set is written.
+    The prompts are in `settings.prompt_format`; `tokenizer` cuts their descriptions where that
+    format has a token limit (2025: 110 tokens)."""
+    if not isinstance(items, Spool):
+        with Spool() as spool:
+            spool.extend(items)
+            return make_dataset(spool, read_count, dropped, out, balance, settings, source, fmt,
+                                overwrite, tokenizer, **extra)
     balance = balance or balancing.BalanceSettings()
     settings = settings or REFERENCE
-    sample = balancing.balance(items, balance)
-    train, test = balancing.split(sample, balance)
+    sample = balancing.balance_numbers(items.prices, items.categories(), balance)
+    train, test = balancing.split_numbers([items.digest(n) for n in sample], balance)
+    train, test = [sample[i] for i in train], [sample[i] for i in test]
     dropped = Counter(dropped)
     dropped["balanced_out"] += len(items) - len(sample)
     dropped["not_in_split"] += len(sample) - len(train) - len(test)
     report = reports.build(source, fmt, settings.to_dict() | {"balance": balance.to_dict()},
-                           read_count, dropped, train, test, out=str(Path(out).resolve()),
+                           read_count, dropped, list(items.items(train, texts=False)),
+                           list(items.items(test, texts=False)), out=str(Path(out).resolve()),
                            prompt_format=settings.prompt_format, **extra)
-    dataset = store.to_dataset_dict(train, test, settings.prompt_format, tokenizer)
-    store.save(dataset, out, report, overwrite)
+    store.save_items(items.items(train), items.items(test), out, report,
+                     settings.prompt_format, tokenizer, overwrite)
     return report
 
 
@@ -240,22 +258,22 @@ def build_dataset(out: str | Path, *, tokenizer, inputs=(), hub=(), fmt: str | N
     `out`. Returns the report."""
     if not inputs and not hub:
         raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
-    store.check_out(out, overwrite)  # before any long work
-    items, count, dropped, formats = [], 0, Counter(), []
-    for source in [*map(Path, inputs), *hub]:
-        is_hub = isinstance(source, str)
-        got, n, why, used = curate_source(
-            None if is_hub else source, fmt, hub_category=source if is_hub else None,
-            tokenizer=tokenizer, overrides=overrides, text_columns=text_columns,
-            price_column=price_column, category_column=category_column, category=category,
-            workers=workers, chunk_size=chunk_size, progress=progress)
-        items += got
-        count += n
-        dropped.update(why)
-        formats.append(used)
-    user = any(f != "amazon-raw" for f in formats)
-    names = [str(p) for p in inputs] + [f"hub:raw_meta_{c}" for c in hub]
-    return make_dataset(items, count, dropped, out, balance=balance,
-                        settings=settings_for("jsonl" if user else "amazon-raw", overrides),
-                        source=", ".join(names), fmt=",".join(dict.fromkeys(formats)),
-                        overwrite=overwrite, tokenizer=tokenizer)
+    out = store.check_out(out, overwrite)  # before any long work
+    count, dropped, formats = 0, Counter(), []
+    with Spool(out.parent) as items:  # the curated items wait on disk, beside OUT
+        for source in [*map(Path, inputs), *hub]:
+            is_hub = isinstance(source, str)
+            _, n, why, used = curate_source(
+                None if is_hub else source, fmt, hub_category=source if is_hub else None,
+                tokenizer=tokenizer, overrides=overrides, text_columns=text_columns,
+                price_column=price_column, category_column=category_column, category=category,
+                workers=workers, chunk_size=chunk_size, progress=progress, into=items)
+            count += n
+            dropped.update(why)
+            formats.append(used)
+        user = any(f != "amazon-raw" for f in formats)
+        names = [str(p) for p in inputs] + [f"hub:raw_meta_{c}" for c in hub]
+        return make_dataset(items, count, dropped, out, balance=balance,
+                            settings=settings_for("jsonl" if user else "amazon-raw", overrides),
+                            source=", ".join(names), fmt=",".join(dict.fromkeys(formats)),
+                            overwrite=overwrite, tokenizer=tokenizer)

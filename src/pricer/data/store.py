@@ -3,7 +3,8 @@
 On disk: a `datasets.DatasetDict` (save_to_disk) with splits train/test and columns
 `text` (train: full training prompt; test: test prompt), `price` (float), `category` (str or None),
 and `report.json` beside it. The folder is written under a hidden staging name and renamed into
-place at the end, so an interrupted run never leaves a complete-looking folder.
+place at the end, so an interrupted run never leaves a complete-looking folder. `save` writes a
+DatasetDict; `save_items` the same folder from items that come one by one, batch by batch.
 
 What may be replaced: a missing or empty folder, or (with `overwrite=True`) a folder that holds
 exactly a data set pricer saved. A folder with anything else in it is never replaced, whatever
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from pricer.data.prompts import cut_to_tokens, prompt_format
 from pricer.errors import PricerError, reading, writing
+from pricer.paths import process_alive
 
 # What `save` writes: OUT/{dataset_dict.json, report.json, train/, test/}, and in each split
 # the files of datasets' save_to_disk (and the cache files datasets may add beside them).
@@ -39,25 +41,24 @@ def to_dataset_dict(train: list, test: list, fmt: str = "2024", tokenizer=None):
     format `fmt`; with a tokenizer, a format with a token limit cuts each description to it."""
     from datasets import Dataset, DatasetDict
 
-    chosen = prompt_format(fmt)
-
-    def texts(items):
-        texts = [i.text for i in items]
-        if tokenizer is not None and chosen.description_tokens and texts:
-            return cut_to_tokens(texts, chosen.description_tokens, tokenizer)
-        return texts
-
-    def split(items, prompts):
-        return Dataset.from_dict({
-            "text": prompts,
-            "price": [float(i.price) for i in items],
-            "category": [i.category for i in items],
-        }, features=features())
-
     return DatasetDict({
-        "train": split(train, [chosen.train_prompt(t, i.price) for t, i in zip(texts(train), train)]),
-        "test": split(test, [chosen.test_prompt(t) for t in texts(test)]),
-    })
+        name: Dataset.from_dict(columns(items, name, fmt, tokenizer), features=features())
+        for name, items in (("train", train), ("test", test))})
+
+
+def columns(items: list, split: str, fmt: str = "2024", tokenizer=None) -> dict:
+    """The columns of `split` ("train": prompts with the price; "test": prompts that end in
+    `Price is $`) for these items."""
+    chosen = prompt_format(fmt)
+    texts = [i.text for i in items]
+    if tokenizer is not None and chosen.description_tokens and texts:
+        texts = cut_to_tokens(texts, chosen.description_tokens, tokenizer)
+    if split == "train":
+        prompts = [chosen.train_prompt(t, i.price) for t, i in zip(texts, items)]
+    else:
+        prompts = [chosen.test_prompt(t) for t in texts]
+    return {"text": prompts, "price": [float(i.price) for i in items],
+            "category": [i.category for i in items]}
 
 
 def is_saved_dataset(path: str | Path) -> bool:
@@ -99,18 +100,6 @@ def check_out(out_dir: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale(out: Path) -> list[Path]:
     """Remove the hidden `.OUT.staging-PID-*` / `.OUT.old-PID-*` folders of earlier runs whose
     process is gone (killed mid-save). If such a run died after moving the old data set aside and
@@ -122,7 +111,7 @@ def clean_stale(out: Path) -> list[Path]:
     stale = []
     for entry in sorted(out.parent.iterdir()):
         match = pattern.fullmatch(entry.name)
-        if match and entry.is_dir() and not entry.is_symlink() and not _alive(int(match[2])):
+        if match and entry.is_dir() and not entry.is_symlink() and not process_alive(int(match[2])):
             stale.append((match[1], entry))
     for kind, entry in stale:
         if kind == "old" and not out.exists() and is_saved_dataset(entry):
@@ -136,9 +125,48 @@ def clean_stale(out: Path) -> list[Path]:
 
 
 def save(data, out_dir: str | Path, report: dict, overwrite: bool = False) -> Path:
-    """Write `data` and `report.json` to `out_dir` atomically (staging folder, then rename).
+    """Write the DatasetDict `data` and `report.json` to `out_dir` atomically (staging folder,
+    then rename). An existing `out_dir` is replaced only if it is empty, or a saved data set and
+    `overwrite`."""
+    empty = {k: 1 for k in data if not len(data[k])}  # 0 shards would not load back
+    return _staged(out_dir, report, overwrite,
+                   lambda staging: data.save_to_disk(str(staging), num_shards=empty))
 
-    An existing `out_dir` is replaced only if it is empty, or a saved data set and `overwrite`."""
+
+def save_items(train, test, out_dir: str | Path, report: dict, fmt: str = "2024", tokenizer=None,
+               overwrite: bool = False, batch: int = 10_000) -> Path:
+    """`save(to_dataset_dict(train, test, ...))` for items that come one by one (e.g. read back
+    from a `spool`): each split is written `batch` items at a time, so memory does not grow with
+    the data set. Same folder, same rows as `save`."""
+    from datasets.arrow_writer import ArrowWriter
+
+    def write(staging: Path) -> None:
+        to_dataset_dict([], [], fmt).save_to_disk(str(staging), num_shards={"train": 1, "test": 1})
+        for name, items in (("train", train), ("test", test)):  # the layout made, now the rows
+            path = staging / name / "data-00000-of-00001.arrow"
+            with ArrowWriter(path=str(path), features=features()) as writer:
+                for part in _batches(items, batch):
+                    writer.write_batch(columns(part, name, fmt, tokenizer))
+                writer.finalize()
+
+    return _staged(out_dir, report, overwrite, write)
+
+
+def _batches(items, size: int):
+    part = []
+    for item in items:
+        part.append(item)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def _staged(out_dir: str | Path, report: dict, overwrite: bool, write) -> Path:
+    """Run `write(staging)` in a hidden staging folder beside `out_dir`, add `report.json`, and
+    rename the folder into place only when all is written: an interrupted run leaves no
+    complete-looking folder, and an older data set there intact."""
     out = check_out(out_dir, overwrite)
     with writing(out):
         staging = Path(tempfile.mkdtemp(dir=out.parent,
@@ -148,9 +176,8 @@ def save(data, out_dir: str | Path, report: dict, overwrite: bool = False) -> Pa
 
         was_quiet = bars.are_progress_bars_disabled()
         bars.disable_progress_bars()  # our own progress/report is enough
-        empty = {k: 1 for k in data if not len(data[k])}  # 0 shards would not load back
         with writing(out):
-            data.save_to_disk(str(staging), num_shards=empty)
+            write(staging)
             (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         if not was_quiet:
             bars.enable_progress_bars()
