@@ -5,7 +5,8 @@ accumulation, in fp32, with bf16 autocast, and as 4-bit QLoRA."""
 import pytest
 import torch
 
-from conftest import AMAZON_TRAIN
+import trainsteps
+from trainsteps import BF16_RELATIVE, FP32
 from pricer.train.config import load_config, resolve
 
 # fp32: the two paths differ only in the order of the LM head's sums, so they agree to float
@@ -14,58 +15,14 @@ from pricer.train.config import load_config, resolve
 # fp32 where autograd rounds it to bf16 (relative error 2^-8 = 0.4 %); that difference goes
 # through the backward pass and, after the first update, into the later losses, so the bound
 # there is on each gradient's norm and on the losses
-FP32 = dict(rtol=1e-5, atol=1e-7)
-BF16_RELATIVE = 3e-2
-
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "train.jsonl"
-    path.write_text("\n".join(AMAZON_TRAIN.read_text().splitlines()[:12]) + "\n")
-    return path
 
 
 def run_steps(tiny_llama, data_file, out, precision: str, fast_path: bool):
-    """Train 3 steps (batch 2 x accumulation 2); return the micro-batch losses, the LoRA
-    gradients at each optimiser step (before clipping) and the trainer."""
-    from transformers import TrainerCallback
-
-    from pricer.models.load import load_tokenizer
-    from pricer.train.dataset import build_dataset, load_train_items
-    from pricer.train.fast import FastSFTTrainer
-    from pricer.train.run import build_trainer
-
-    config = resolve(load_config(None, dict(
-        model=str(tiny_llama), data=str(data_file), out=str(out), max_steps=3, batch_size=2,
-        grad_accum=2, learning_rate=1e-2, max_length=64, report_to="none", eval=False,
-        precision="4bit" if precision == "4bit" else "fp32", bf16=precision == "bf16",
-        fast_path=fast_path, gradient_checkpointing=precision == "4bit",  # as resolve() sets
-        save_steps=100, logging_steps=1)),
-        "cpu")
-    tokenizer = load_tokenizer(config.model)
-    data = build_dataset(load_train_items(config.data), tokenizer, config.max_length)
-    grads: list[dict] = []
-
-    class Grads(TrainerCallback):
-        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-            grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters()
-                          if p.requires_grad})
-
-    torch.manual_seed(0)  # the LoRA weights start the same in both runs
-    trainer = build_trainer(config, tokenizer, data.dataset, callbacks=[Grads()],
-                            train_sampling_strategy="sequential", save_strategy="no")
-    assert isinstance(trainer, FastSFTTrainer) == fast_path
-    losses = []
-    compute_loss = trainer.compute_loss
-
-    def spy(*args, **kwargs):
-        loss = compute_loss(*args, **kwargs)
-        losses.append(loss.detach().float().item())
-        return loss
-
-    trainer.compute_loss = spy
-    trainer.train()
-    return losses, grads, trainer
+    """tests/trainsteps.py's 3 steps at `precision` (fp32, bf16 autocast or 4bit)."""
+    return trainsteps.run_steps(
+        tiny_llama, data_file, out, precision="4bit" if precision == "4bit" else "fp32",
+        bf16=precision == "bf16", fast_path=fast_path,
+        gradient_checkpointing=precision == "4bit")  # as resolve() sets
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "4bit"])

@@ -33,7 +33,12 @@ def applies(model) -> bool:
 
 
 class FastSFTTrainer(SFTTrainer):
-    """SFTTrainer whose training loss projects only the labelled positions through the LM head."""
+    """SFTTrainer whose training loss projects only the labelled positions through the LM head;
+    `number_loss` (train/loss.py, `--loss ntl`) adds its weighted digit loss to the CE sum."""
+
+    def __init__(self, *args, number_loss=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.number_loss = number_loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs or not model.training or "labels" not in inputs \
@@ -63,6 +68,13 @@ class FastSFTTrainer(SFTTrainer):
         with self.accelerator.autocast():
             logits = base.get_output_embeddings()(rows).float()
         nll = F.cross_entropy(logits, targets[mask], reduction="sum")
+        if self.number_loss is not None:  # CE + weight x NTL, over the same token count
+            ntl, digits = self.number_loss.number_loss(logits, targets[mask])
+            nll = nll + self.number_loss.weight * ntl
+            gather = self.accelerator.gather_for_metrics
+            n = gather(digits.detach()).sum()
+            self._metrics["train"]["ntl"].append((gather(ntl.detach()).sum() / n).item()
+                                                 if n > 0 else 0.0)
         count = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
         loss = nll / torch.as_tensor(count).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:

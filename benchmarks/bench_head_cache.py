@@ -1,0 +1,128 @@
+"""The regression head's second epoch with and without the frozen-layer cache (issue 19, part 3).
+
+    .venv/bin/python benchmarks/bench_head_cache.py --items 500 \
+        --out docs/measurements/head_cache_cpu_amd_epyc.json
+
+Trains the `amazon-head` recipe (default model, layers 0-6 frozen, LoRA on 7-11, batch 16, max
+length 128, band weights) for two epochs on the first N items of train.jsonl, twice in this one
+process: `frozen_cache: false` (today: every layer at every step), then `frozen_cache: true` (the
+cache built first, into a fresh temporary folder, so its build time is measured too). The same
+seed and data order in both, so the logged losses must agree (printed as their largest relative
+difference). Prints ONE JSON line: items/s and items per CPU-second of each epoch of each run,
+the cache's build time and size, the second epoch's speed-up, the machine (lscpu model name,
+AVX512-BF16/AMX, cores) and the load average around each run; `--out` writes it to a file too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from report import emit  # one JSON line, as every benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT.parent / "shared" / "data" / "amazon-pricer" / "train.jsonl"
+
+
+def machine() -> dict:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                 if line.startswith("Model name")), platform.processor())
+    flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
+    return {"cpu": name, "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_tile" in flags,
+            "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def run(items_file: Path, n_items: int, cache: bool, work: Path, threads: int | None) -> dict:
+    import torch
+    from transformers import TrainerCallback
+
+    from pricer.models.load import load_tokenizer
+    from pricer.train.config import load_config, resolve
+    from pricer.train.dataset import load_train_items
+    from pricer.train.run import build_data, build_trainer
+
+    class EpochClock(TrainerCallback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            self.start = (time.perf_counter(), time.process_time())
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            wall, cpu = time.perf_counter() - self.start[0], time.process_time() - self.start[1]
+            self.epochs.append({"seconds": round(wall, 1), "items_per_s": round(n_items / wall, 3),
+                                "items_per_cpu_s": round(n_items / cpu, 3)})
+
+    name = "cache" if cache else "no_cache"
+    config = resolve(load_config("amazon-head", {
+        "data": str(items_file), "out": str(work / name), "holdout": 0, "epochs": 2,
+        "eval": False, "report_to": "none", "save_steps": 10 ** 6, "max_minutes": 10 ** 6,
+        "frozen_cache": cache, "threads": threads}), None)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    load_before = os.getloadavg()
+    tokenizer = load_tokenizer(config.model)
+    data, stats = build_data(config, load_train_items(config.data), tokenizer)
+    clock = EpochClock()
+    torch.manual_seed(0)  # LoRA's initial weights: the same in both runs
+    started = time.perf_counter()
+    trainer = build_trainer(config, tokenizer, data.dataset, head_stats=stats, callbacks=[clock])
+    setup_s = time.perf_counter() - started
+    trainer.train()
+    frozen = getattr(trainer.model, "cache", None)
+    return {"epochs": clock.epochs, "setup_s": round(setup_s, 1),
+            "cache_build_s": round(frozen.built_s, 1) if frozen is not None and frozen.built_s else None,
+            "cache_mb": round(frozen.hidden.nbytes / 2 ** 20, 1) if frozen is not None else None,
+            "note": trainer.frozen_note, "bf16_autocast": bool(config.bf16),
+            "losses": [log["loss"] for log in trainer.state.log_history if "loss" in log],
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()], "items": data.n_items,
+            "tokens": data.n_tokens}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    options = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    from pricer.train import frozen
+
+    with tempfile.TemporaryDirectory(prefix="bench-head-cache-") as tmp:
+        work = Path(tmp)
+        items_file = work / "train.jsonl"
+        with open(TRAIN) as source:
+            items_file.write_text("".join(line for _, line in zip(range(options.items), source)))
+        frozen.cache_root = lambda: work / "frozen"  # a fresh cache: its build is measured
+        started = datetime.now(timezone.utc)
+        without = run(items_file, options.items, False, work, options.threads)
+        with_cache = run(items_file, options.items, True, work, options.threads)
+    a, b = without.pop("losses"), with_cache.pop("losses")
+    worst = max((abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a, b)), default=None)
+    second = [r["epochs"][1] for r in (without, with_cache)]
+    result = {
+        "benchmark": "head_cache", "recipe": "amazon-head (default model SmolLM2-135M, 12 layers, "
+        "LoRA on the top 5, layers 0-6 frozen, batch 16, max length 128)",
+        "data": f"first {options.items} items of amazon-pricer/train.jsonl",
+        "started_utc": started.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+        "threads": options.threads or "torch default",
+        "no_cache": without, "cache": with_cache,
+        "second_epoch_speedup": round(second[1]["items_per_s"] / second[0]["items_per_s"], 2),
+        "second_epoch_speedup_per_cpu_s": round(second[1]["items_per_cpu_s"]
+                                                / second[0]["items_per_cpu_s"], 2),
+        "logged_losses": len(a), "losses_max_relative_difference": worst,
+    }
+    emit(result, options.out)
+
+
+if __name__ == "__main__":
+    main()
