@@ -40,6 +40,7 @@ demo: setup
 
 test: setup
 	$(BIN)/pip check
+	$(BIN)/lint-imports --no-cache  # the layers of .importlinter
 	$(BIN)/python -m pytest -q
 
 clean:

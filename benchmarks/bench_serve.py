@@ -45,17 +45,18 @@ class Flaky:
 def serve(args) -> None:
     import uvicorn
 
-    from pricer.cli.predictor import build_predictor
+    from pricer.cli.predictor import build_predictor, for_run
     from pricer.predict.registry import option_types
     from pricer.serve.app import create_app
 
     # as `pricer serve` makes it (the one way every command builds a predictor), on the CPU:
     # the predictor's own batch size per forward pass (greedy: 16) unless --predict-batch says
     # otherwise; a server batch of 32 items is then two passes
+    name = args.predictor if args.predictor or not args.run else for_run(args.run, None)[0]
     flags = {"model": args.model, "adapter": args.adapter, "path": args.path, "value": args.value,
              "precision": args.precision, "batch_size": args.predict_batch,
-             "device": "cpu" if "device" in option_types(args.predictor) else None}
-    predictor, _ = build_predictor(args.predictor, flags, args.opt, train=args.train)
+             "device": "cpu" if "device" in option_types(name or "greedy") else None}
+    predictor, _ = build_predictor(args.predictor, flags, args.opt, train=args.train, run=args.run)
     app = create_app(Flaky(predictor), max_batch=args.max_batch, window_ms=args.window_ms,
                      max_queue=args.max_queue, max_items=1000, max_body_bytes=1_000_000)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -66,10 +67,9 @@ def start_server(args, max_batch: int) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, __file__, "--serve", "--port", str(port), "--max-batch", str(max_batch),
-               "--predictor", args.predictor,
                "--window-ms", str(args.window_ms), "--max-queue", str(args.max_queue)]
     command += ["--predict-batch", str(args.predict_batch)] if args.predict_batch else []
-    for flag in ("model", "adapter", "path", "value", "precision", "train"):
+    for flag in ("predictor", "run", "model", "adapter", "path", "value", "precision", "train"):
         command += [f"--{flag}", str(getattr(args, flag))] if getattr(args, flag) is not None else []
     command += [part for pair in args.opt or [] for part in ("--opt", pair)]
     process = subprocess.Popen(command, env=os.environ | {"PYTHONPATH": str(ROOT / "src")})
@@ -159,7 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--predictor", default="greedy")
+    parser.add_argument("--predictor", help="a predictor by name (default: greedy, or what --run holds)")
+    parser.add_argument("--run", help="a run folder or model file, as pricer serve --run")
     parser.add_argument("--model")
     parser.add_argument("--adapter")
     parser.add_argument("--path")
@@ -186,7 +187,7 @@ def main() -> None:
     texts = [i.prompt for i in read_items(TEST)][:500]
     report = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "load_before": [round(x, 2) for x in os.getloadavg()]},
-              "predictor": args.predictor, "model": args.model, "adapter": args.adapter,
+              "predictor": args.predictor, "run": args.run, "model": args.model, "adapter": args.adapter,
               "predict_batch": args.predict_batch or "the predictor's default"}
     for label, max_batch, requests in (("micro_batching", args.max_batch, args.requests),
                                        ("one_at_a_time", 1, args.single_requests)):

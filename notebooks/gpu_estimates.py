@@ -2,7 +2,7 @@
 
     .venv/bin/python notebooks/gpu_estimates.py [--json]
 
-Weights: `pricer model memory --config CONFIG --r 32 --json` (exact to the byte on the H200,
+Weights: `pricer model memory --model-config CONFIG --r 32 --json` (exact to the byte on the H200,
 docs/models.md). On top, from the shapes: LoRA gradients and AdamW states, activations at the
 recipe's batch and sequence length (gradient checkpointing: each layer's input kept, one layer's
 activations rebuilt at a time), the dequantised bf16 copy of the largest weight. Checked against
@@ -46,8 +46,8 @@ LORA_R, LORA_TARGETS = 32, 4  # r 32 on q/k/v/o
 
 @functools.cache
 def weights(config) -> dict:
-    """`pricer model memory --config ... --json`: bytes per precision, with the adapter."""
-    done = subprocess.run([sys.executable, "-m", "pricer", "model", "memory", "--config",
+    """`pricer model memory --model-config ... --json`: bytes per precision, with the adapter."""
+    done = subprocess.run([sys.executable, "-m", "pricer", "model", "memory", "--model-config",
                            str(config), "--r", str(LORA_R), "--json"],
                           capture_output=True, text=True, check=True)
     return {row["precision"]: row["with_adapter_bytes"] for row in json.loads(done.stdout)["rows"]}

@@ -74,18 +74,18 @@ def test_table_has_one_line_per_item(test_items):
 
 
 def test_bad_items_and_failing_predictor(tmp_path, test_items):
-    items = [Item("a", test_items[0].prompt, 100.0), Item("zero", test_items[1].prompt, 0.0),
-             Item("neg", test_items[2].prompt, -3.0), Item("none", test_items[3].prompt, None),
-             Item("boom", test_items[4].prompt + " BOOM", 50.0), Item("b", test_items[5].prompt, 80.0)]
+    items = [Item("a", test_items[0].text, 100.0), Item("zero", test_items[1].text, 0.0),
+             Item("neg", test_items[2].text, -3.0), Item("none", test_items[3].text, None),
+             Item("boom", test_items[4].text + " BOOM", 50.0), Item("b", test_items[5].text, 80.0)]
 
     class Flaky(Predictor):
         name, batch_size, calls = "flaky", 8, 0
 
-        def predict(self, prompts):
+        def predict(self, items):
             self.calls += 1
-            if any("BOOM" in p for p in prompts):
+            if any("BOOM" in i.text for i in items):
                 raise RuntimeError("cannot price this one")
-            return [90.0 for _ in prompts]
+            return [90.0 for _ in items]
 
     out = io.StringIO()
     result = evaluate(Flaky(), items, results_dir=tmp_path, console=Console(file=out, width=200))
@@ -138,7 +138,7 @@ def test_every_item_failing_is_an_error_and_writes_nothing(tmp_path, test_items)
 
 
 def test_truth_above_the_curation_bound_is_skipped_and_counted(test_items):
-    items = [Item("ok", test_items[0].prompt, 100.0), Item("huge", test_items[1].prompt, 1e12)]
+    items = [Item("ok", test_items[0].text, 100.0), Item("huge", test_items[1].text, 1e12)]
     assert evaluate(ConstantPredictor(100), items, show=False)["n"] == 2  # no bound given
     result = evaluate(ConstantPredictor(100), items, show=False, max_price=999.49)
     assert result["n"] == 1 and result["error"] == 0
@@ -168,7 +168,7 @@ def test_fingerprint_same_items_same_print(test_items, tmp_path):
     again = read_items(saved)
     assert again is not test_items and [i.id for i in again] != [i.id for i in test_items[:10]]
     assert fingerprint(again) == fingerprint(test_items[:10])  # ids do not count, content does
-    changed = again[:9] + [Item(again[9].id, again[9].prompt, again[9].price + 0.01)]
+    changed = again[:9] + [Item(again[9].id, again[9].text, again[9].price + 0.01)]
     assert fingerprint(changed) != fingerprint(test_items[:10])
     assert fingerprint(test_items[:10]) != fingerprint(test_items[1:11])
 
@@ -253,7 +253,7 @@ def test_llm_predictor_through_registry(tiny_llama, test_items):
     result = evaluate(predictor, test_items, size=4, show=False)
     assert result["n"] == 4 and result["settings"]["method"] == "greedy"
     assert result["settings"]["max_new_tokens"] == 3  # the option reached the predictor
-    direct = predictor.predict_details([i.prompt for i in test_items[:4]])
+    direct = predictor.predict_details(test_items[:4])
     for row, alone, item in zip(result["items"], direct, test_items):
         assert row["guess"] == alone["price"]  # the harness scores what the model says
         assert row["valid"] == (alone["price"] is not None)

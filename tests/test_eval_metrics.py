@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from pricer.evaluate.metrics import GREEN, ORANGE, RED, colour, headline, score, summarise, valid_guess
+from pricer.predict.metrics import GREEN, ORANGE, RED, colour, headline, score, summarise, valid_guess
 
 
 @pytest.mark.parametrize("guess, truth, expected", [

@@ -252,3 +252,30 @@ def test_prices_like_weighs_the_items_like_another_files_prices(tiny_llama, item
     assert_bad_input(pricer(*common, "--head", "regression", "--prices-like",
                             str(tmp_path / "none.jsonl")), "none.jsonl")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_run_names_its_own_predictor_in_every_command(head_run, tiny_llama, tmp_path):
+    """`--run DIR` picks the head for a head run, with the run's base model, in predict, eval
+    and serve; a predictor that does not fit is refused with one line; `pricer runs` lists it."""
+    out, _ = head_run
+    text = json.loads(open(f"{DATA}/test.jsonl").readline())["text"]
+    by_run = assert_ok(pricer("predict", "--run", str(out), text))
+    by_name = assert_ok(pricer("predict", "--predictor", "head", "--model", str(tiny_llama),
+                               "--adapter", str(out), text))
+    assert by_run.stdout == by_name.stdout and by_run.stdout.startswith("$")
+    for method in ("greedy", "expected"):
+        assert_bad_input(pricer("predict", "--run", str(out), "--predictor", method, text),
+                         "--head regression", "--predictor head")
+    assert_bad_input(pricer("predict", "--run", str(out), "--adapter", str(out), text),
+                     "--run gives the adapter")
+    scored = assert_ok(pricer("eval", "--run", str(out), "--data", f"{DATA}/test.jsonl",
+                              "--eval-size", "3", "--results", str(tmp_path / "results"), "--json"))
+    assert json.loads(scored.stdout)["predictor"] == "head"
+    listed = [json.loads(line) for line in
+              assert_ok(pricer("runs", str(out.parent), "--json")).stdout.splitlines()]
+    assert [(r["name"], r["holds"], r["steps"], r["base_model"]) for r in listed] == \
+        [("head", "head", 18, str(tiny_llama))]
+    table = assert_ok(pricer("runs", str(out.parent))).stdout
+    assert table.splitlines()[1].split()[:2] == ["head", "head"] and " 18 " in table
+    assert_bad_input(pricer("export", "--run", str(out), "--gguf", "f16", "--out",
+                            str(tmp_path / "export")), "regression head")

@@ -187,7 +187,7 @@ def hand_lora(layers, hidden, heads, kv_heads, head_dim, r, inter=None, targets=
 
 
 def test_inspect_llama_8b_config_matches_the_reference(capsys):
-    code, out, _ = run_cli(capsys, "model", "inspect", "--config", str(LLAMA_8B_CONFIG), "--r", "32",
+    code, out, _ = run_cli(capsys, "model", "inspect", "--model-config", str(LLAMA_8B_CONFIG), "--r", "32",
                            "--targets", "q_proj,k_proj,v_proj,o_proj", "--json")
     assert code == 0
     rep = json.loads(out)
@@ -198,12 +198,12 @@ def test_inspect_llama_8b_config_matches_the_reference(capsys):
     k = next(m for m in rep["modules"] if m["name"] == "k_proj")
     assert (k["in"], k["out"], k["A"], k["B"]) == (4096, 1024, [32, 4096], [1024, 32])
     # the file itself works as well as its folder
-    code, out, _ = run_cli(capsys, "model", "inspect", "--config", str(LLAMA_8B_CONFIG / "config.json"), "--json")
+    code, out, _ = run_cli(capsys, "model", "inspect", "--model-config", str(LLAMA_8B_CONFIG / "config.json"), "--json")
     assert json.loads(out)["lora_params"] == expected
 
 
 def test_memory_estimate_reproduces_the_reference_8b_footprints(capsys):
-    code, out, _ = run_cli(capsys, "model", "memory", "--config", str(LLAMA_8B_CONFIG), "--r", "32", "--json")
+    code, out, _ = run_cli(capsys, "model", "memory", "--model-config", str(LLAMA_8B_CONFIG), "--r", "32", "--json")
     assert code == 0
     rows = {row["precision"]: row for row in json.loads(out)["rows"]}
     gb = {p: round(row["bytes"] / 1e9, 2) for p, row in rows.items()}
@@ -246,9 +246,9 @@ def test_bad_input_is_one_line_exit_2(capsys, tiny_llama, tmp_path):
     assert_one_line_error(capsys, "model", "memory", "--model", str(no_weights), says="no weights")
     assert_one_line_error(capsys, "model", "memory", "--model", str(tmp_path / "missing"), says="no such model folder")
     assert_one_line_error(capsys, "model", "memory", "--model", str(tiny_llama), "--precisions", "fp16", says="unknown precision")
-    assert_one_line_error(capsys, "model", "inspect", "--config", str(tiny_llama), "--targets", "qkv", says="unknown LoRA target")
+    assert_one_line_error(capsys, "model", "inspect", "--model-config", str(tiny_llama), "--targets", "qkv", says="unknown LoRA target")
     assert_one_line_error(capsys, "model", "memory", "--model", str(tiny_llama), "--device", "cuda", says="not available")
-    assert_one_line_error(capsys, "model", "inspect", "--config", str(empty), says="no such config")
+    assert_one_line_error(capsys, "model", "inspect", "--model-config", str(empty), says="no such config")
 
     remote = tmp_path / "remote-code"
     remote.mkdir()
@@ -354,8 +354,8 @@ def test_hub_adapter_keeps_the_prompt_format_it_was_trained_with(tiny_llama, tmp
     so a 2025-format adapter is prompted in 2025 format; one without it reads as 2024."""
     import huggingface_hub.constants as hub
 
-    from pricer.data.prompts import adapter_prompt_format
     from pricer.models.load import resolve_adapter
+    from pricer.models.run import Run
 
     cache = tmp_path / "hub"
     adapter = make_adapter(tiny_llama, tmp_path / "adapter")
@@ -366,8 +366,8 @@ def test_hub_adapter_keeps_the_prompt_format_it_was_trained_with(tiny_llama, tmp
     hub_cache(cache, "acme/lora-plain", files)
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
-    assert adapter_prompt_format(resolve_adapter("acme/lora-2025")) == "2025"
-    assert adapter_prompt_format(resolve_adapter("acme/lora-plain")) == "2024"
+    assert Run(resolve_adapter("acme/lora-2025")).prompt_format == "2025"
+    assert Run(resolve_adapter("acme/lora-plain")).prompt_format is None  # the caller's 2024
 
 
 # --- the real default model ---------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_a_config_cannot_ask_for_both_mixed_precisions(tmp_path):
 
 def test_run_card_says_how_the_run_computed(machine, tmp_path):
     from pricer.models.precision import resolve_precision
-    from pricer.train.runcard import precision_fields, read_run_card, write_run_card
+    from pricer.models.run import Run, precision_fields
 
     card = {"base_model": "m", "data": "d", "data_fingerprint": "f", "items": 8, "truncated": 0,
             "skipped": 0, "steps": 2, "epochs": 1.0, "train_seconds": 3.0, "tokens_per_s": 9.0,
@@ -147,8 +147,8 @@ def test_run_card_says_how_the_run_computed(machine, tmp_path):
         machine(kind)
         out = tmp_path / kind
         out.mkdir()
-        write_run_card(out, card | precision_fields(resolve_precision("auto", None, "training")))
-        assert read_run_card(out)["mixed_precision"] == (TRAINING[kind][2] or "no")
+        Run(out).write_card(card | precision_fields(resolve_precision("auto", None, "training")))
+        assert Run(out).card()["mixed_precision"] == (TRAINING[kind][2] or "no")
         rows[kind] = next(line for line in (out / "run_card.md").read_text().splitlines()
                           if line.startswith("| precision |"))
     assert rows[T4] == "| precision | 4bit weights, fp16 compute, mixed precision fp16 (loss scaling) |"
@@ -174,7 +174,7 @@ def test_a_training_run_records_its_precision(tiny_llama, tmp_path):
     from pricer.models.precision import resolve_precision
     from pricer.train.config import load_config
     from pricer.train.run import train
-    from pricer.train.runcard import read_run_card
+    from pricer.models.run import Run
 
     data = tmp_path / "train.jsonl"
     data.write_text("\n".join(AMAZON_TRAIN.read_text().splitlines()[:8]) + "\n")
@@ -182,7 +182,7 @@ def test_a_training_run_records_its_precision(tiny_llama, tmp_path):
                                        max_steps=1, batch_size=4, report_to="none", eval=False,
                                        max_length=64)))
     rule = resolve_precision("auto", "cpu", "training")
-    card = read_run_card(out)
+    card = Run(out).card()
     assert (card["precision"], card["compute_dtype"], card["mixed_precision"]) == \
         (rule.name, rule.compute, rule.mixed or "no")
     saved = yaml.safe_load((out / "train_config.yaml").read_text())

@@ -162,7 +162,7 @@ def test_expected_equals_brute_force_enumeration(peaky_llama):
     predictor = LLMPredictor(model, tok, "expected", batch_size=2, branches=10_000,
                              max_int_digits=2, max_decimals=1, min_prob=0.0)
     prompts = PROMPTS[:2]
-    got = predictor.predict_with_spread(prompts)
+    got = predictor.predict_details(prompts)
     for prompt, result in zip(prompts, got):
         mean, mass, p50 = brute_force(model, tok, prompt)
         assert result["price"] == pytest.approx(mean, rel=1e-4)
@@ -175,7 +175,7 @@ def test_expected_on_a_known_distribution(bigram_llama):
     from pricer.predict.llm import load_llm_predictor
 
     predictor = load_llm_predictor("expected", model=str(bigram_llama), precision="fp32", device="cpu")
-    result = predictor.predict_with_spread(PROMPTS[:1])[0]
+    result = predictor.predict_details(PROMPTS[:1])[0]
     assert result["price"] == pytest.approx(42 * 0.42 + 4 * 0.28 + 1 * 0.30, rel=1e-5)
     assert (result["p10"], result["p50"], result["p90"]) == (1.0, 4.0, 42.0)
     assert result["mass"] == pytest.approx(1.0, abs=1e-6)
@@ -277,7 +277,8 @@ def test_huge_description_is_cut_before_tokenising(tiny_llama):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pricer.predict.llm import CHARS_PER_TOKEN, LLMPredictor
+    from pricer.data.prompts import CHARS_PER_TOKEN
+    from pricer.predict.llm import LLMPredictor
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
     tok = RecordingTokenizer(AutoTokenizer.from_pretrained(tiny_llama))

@@ -9,7 +9,8 @@ import pytest
 from clirun import assert_bad_input, assert_ok, pricer
 from conftest import AMAZON_TEST, AMAZON_TRAIN, RAW_SAMPLES
 from pricer.data.items import Item
-from pricer.data.prompts import (FORMATS, QUESTION, adapter_prompt_format, as_test_prompt,
+from pricer.models.run import Run
+from pricer.data.prompts import (FORMATS, QUESTION, as_test_prompt,
                                  description, format_prompt, prompt_format, train_prompt)
 from pricer.data.prompts import test_prompt as make_prompt
 from pricer.errors import PricerError
@@ -163,8 +164,10 @@ def test_pricer_data_writes_2025_prompts(tmp_path, tokenizer):
         assert row["text"].endswith(f"\n\nPrice is ${round(row['price'])}.00")
         assert n_tokens(tokenizer, description(row["text"])) <= 110
     assert data["test"][0]["text"].startswith(Q2025) and data["test"][0]["text"].endswith("Price is $")
-    # read back for training and evaluation, the prompts keep their format
-    assert all(i.prompt.startswith(Q2025) for i in read_items(out, split="train"))
+    # read back for training and evaluation: the items are the descriptions (cut to 110 tokens);
+    # a run prompts them in its own format (pricer.predict.prompting, train/dataset.py)
+    assert [i.text for i in read_items(out, split="train")] == \
+        [description(row["text"]) for row in data["train"]]
 
 
 def _adapter(base, folder, train_config: str | None):
@@ -184,18 +187,18 @@ def test_an_adapter_trained_on_2025_prompts_gets_2025_prompts(tiny_llama, tmp_pa
 
     new = _adapter(tiny_llama, tmp_path / "new", "model: x\nprompt_format: '2025'\n")
     old = _adapter(tiny_llama, tmp_path / "old", "model: x\nmax_length: 182\n")
-    assert adapter_prompt_format(new) == "2025" and adapter_prompt_format(old) == "2024"
-    assert adapter_prompt_format(tmp_path) == "2024"  # no train_config.yaml: the 2024 format
+    assert Run(new).prompt_format == "2025" and Run(old).prompt_format is None  # None: 2024
+    assert Run(tmp_path).prompt_format is None  # no train_config.yaml
     (new / "checkpoint-2").mkdir()
-    assert adapter_prompt_format(new / "checkpoint-2") == "2025"  # a checkpoint: its run's
+    assert Run(new / "checkpoint-2").prompt_format == "2025"  # a checkpoint: its run's
 
     items = [Item(str(n), as_test_prompt(json.loads(line)["text"]), None, None)
              for n, line in enumerate(AMAZON_TEST.read_text().splitlines()[:2])]
     predictor = make_predictor("greedy", model=str(tiny_llama), adapter=str(new),
                                precision="fp32", device="cpu", max_new_tokens=2)
     sent = []
-    encode = predictor._encode
-    predictor._encode = lambda prompts: sent.extend(prompts) or encode(prompts)
+    formatted = predictor.formatted
+    predictor.formatted = lambda items: (lambda out: sent.extend(out) or out)(formatted(items))
     details = predictor.predict_details([i.prompt for i in items])
     assert len(details) == 2 and predictor.settings()["prompt_format"] == "2025"
     assert len(sent) == 2 and all(p.startswith(Q2025 + "\n\n") for p in sent)
@@ -231,14 +234,16 @@ def test_a_training_run_records_its_format_for_the_predictors(tiny_llama, tmp_pa
                      "1", "--batch-size", "2", "--no-eval", "--report-to", "none",
                      "--prompt-format", "2025", "--max-length", "128"))
     assert "prompt_format: '2025'" in (out / "train_config.yaml").read_text()
-    assert adapter_prompt_format(out) == "2025"
+    assert Run(out).prompt_format == "2025"
 
 
 def test_a_run_written_before_prompt_formats_still_resumes(tmp_path):
     """An older run's train_config.yaml has no prompt_format: it was a 2024 run, so resuming
     it with the default is the same run, and with 2025 a different one."""
     from pricer.train.config import load_config
-    from pricer.train.run import CONFIG_FILE, FINGERPRINT_FILE, resume_point
+    from pricer.models.run import CONFIG as CONFIG_FILE
+    from pricer.models.run import DATA as FINGERPRINT_FILE
+    from pricer.train.run import resume_point
 
     config = load_config(None, {"out": str(tmp_path), "data": "x.jsonl"})
     old = "\n".join(line for line in config.to_yaml().splitlines()

@@ -14,8 +14,8 @@ from pricer.serve.app import create_app
 
 
 class Echo(Predictor):
-    """Price = number of characters of the prompt, so each answer says which item it was for.
-    `gate` (when set) holds every call until released; "boom" in a prompt raises."""
+    """Price = number of characters of the item's prompt, so each answer says which item it
+    was for. `gate` (when set) holds every call until released; "boom" in a text raises."""
 
     name = "echo"
 
@@ -23,13 +23,13 @@ class Echo(Predictor):
         self.calls: list[int] = []
         self.gate = None
 
-    def predict(self, prompts):
+    def predict(self, items):
         if self.gate is not None:
             self.gate.wait(timeout=30)
-        self.calls.append(len(prompts))
-        if any("boom" in p for p in prompts):
+        self.calls.append(len(items))
+        if any("boom" in item.text for item in items):
             raise RuntimeError("boom")
-        return [float(len(p)) for p in prompts]
+        return [float(len(item.prompt)) for item in items]
 
 
 def wait_until(condition, seconds=20.0):
@@ -289,7 +289,7 @@ def test_cli_serves_any_predictor_of_the_registry(monkeypatch, tmp_path):
     from conftest import AMAZON_TRAIN
     from pricer.data.items import read_items
     from pricer.data.prompts import as_test_prompt
-    from pricer.evaluate.baselines import fit_predictor
+    from pricer.predict.fit import fit_predictor
     from pricer.predict.ensemble import fit_ensemble
     from pricer.predict.registry import make_predictor
 
@@ -317,3 +317,6 @@ def test_cli_serves_any_predictor_of_the_registry(monkeypatch, tmp_path):
     assert json.loads(weights.read_text())["members"]
     with served_by_cli(monkeypatch, "--predictor", "ensemble", "--path", weights) as client:
         assert price_of(client) == pytest.approx(ensemble.predict([as_test_prompt("A red kettle")])[0])
+    with served_by_cli(monkeypatch, "--run", weights) as client:  # what the file holds decides
+        assert price_of(client) == pytest.approx(ensemble.predict([as_test_prompt("A red kettle")])[0])
+        assert client.get("/health").json()["predictor"] == "ensemble"

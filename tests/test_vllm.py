@@ -106,7 +106,7 @@ def test_our_side_of_the_vllm_contract_with_an_adapter(fake_vllm, tiny_llama, ad
     model, tokenizer = load_model(str(tiny_llama), precision="fp32", device="cpu")
     greedy = LLMPredictor(model, tokenizer, "greedy")
     assert greedy.max_new_tokens == p.max_new_tokens
-    ids, _ = greedy._encode(PROMPTS)
+    ids, _ = greedy.encode(PROMPTS)
     assert [r["prompt_token_ids"] for r in call["requests"]] == ids
     assert [d["price"] for d in details] == [42.5, 1299.0, None]
     assert details[2]["reason"] == "no number in the output ' no idea'"
@@ -130,7 +130,7 @@ def test_the_adapters_prompt_format_is_sent_as_greedy_sends_it(fake_vllm, tiny_l
     assert FORMATS["2025"].question in p.tokenizer.decode(sent)
     model, tokenizer = load_model(str(tiny_llama), precision="fp32", device="cpu")
     greedy = LLMPredictor(model, tokenizer, "greedy", prompt_format="2025")
-    ids, _ = greedy._encode(greedy.formatted(PROMPTS[:1]))
+    ids, _ = greedy.encode(PROMPTS[:1])
     assert sent == ids[0]
     forced = make_predictor("vllm", model=str(tiny_llama), adapter=str(adapter), prompt_format="2024")
     assert forced.settings()["prompt_format"] == "2024"

@@ -54,7 +54,7 @@ def data(
     prompt_format: Annotated[str, typer.Option(
         help="Prompt format of the saved prompts: 2024 (the reference's question) or 2025 "
         "(the 2025 course's question, description cut to 110 tokens).")] = "2024",
-    model: Annotated[str, typer.Option(
+    model: Annotated[str, typer.Option("--model", "-m",
         help="Base model whose tokenizer counts tokens ('default', a folder or a Hub id).")
     ] = "default",
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pricer.cli.evaluate import DEFAULT_RESULTS
-from pricer.cli.predictor import build_predictor, names_help, options_of
+from pricer.cli.predictor import chosen_predictor, options_of, with_predictor_flags
 from pricer.errors import PricerError
 
 FORMATS = ("table", "json", "csv")
@@ -98,11 +98,11 @@ def _summary(counts) -> str:
     return "scan: " + ", ".join(parts)
 
 
+@with_predictor_flags
 def deals(
     sources: Annotated[list[str], typer.Argument(
         help="Feeds (RSS 2.0 / Atom, an http(s) URL or a file) and offer files (.jsonl / .csv "
              "with title, description, price, url).")],
-    predictor: Annotated[str, typer.Option(help=names_help("The predictor"))],
     min_discount: Annotated[str, typer.Option(
         help="How far under the estimate an offer must be: a share (30%) or dollars (50, the "
              "course's threshold).")] = "30%",
@@ -124,16 +124,7 @@ def deals(
     notify_timeout: Annotated[float, typer.Option(help="Seconds per notification attempt.")] = 10.0,
     notify_backoff: Annotated[float, typer.Option(help="Seconds before the first retry (then "
                                                        "doubled each time).")] = 1.0,
-    path: Annotated[Optional[Path], typer.Option(help="ensemble: its weights JSON; baseline: "
-                                                      "the saved baseline.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
-    adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
-    value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
-    train: Annotated[Optional[str], typer.Option(help="Train data for predictors that learn "
-                                                      "(fitted once, before the first scan).")] = None,
-    max_items: Annotated[Optional[int], typer.Option(help="Fit on the first N train items only.")] = None,
-    opt: Annotated[Optional[list[str]], typer.Option(
-        help="Any option of the predictor as key=value (repeatable), as in pricer eval.")] = None,
+    **chosen,
 ) -> None:
     """Find the offers priced well under their estimated value in feeds and offer files; each
     deal is reported once (the --state memory), optionally pushed to a webhook."""
@@ -157,12 +148,13 @@ def deals(
         raise PricerError(f"--notify {notify!r}: give an http(s) URL")
     webhook = (Webhook(notify, timeout=notify_timeout, retries=notify_retries, backoff=notify_backoff,
                        fields=_fields(notify_field)) if notify else None)
-    options = options_of(opt, {"path": path, "model": model, "adapter": adapter, "value": value})
+    options_of(chosen["opt"], {})  # a bad --opt fails before anything is read
     memory = State(state or results / "deals.sqlite")
 
-    with err.status(f"loading {predictor}") as status:
-        priced_by, _ = build_predictor(predictor, options, train=train, max_items=max_items,
-                                       status=status.update)
+    if chosen["predictor"] is None and chosen["run"] is None:
+        raise PricerError("give the predictor that estimates values: --predictor NAME or --run PATH")
+    with err.status(f"loading {chosen['predictor'] or chosen['run']}") as status:
+        priced_by, _ = chosen_predictor(chosen, status=status.update)
 
     stop = threading.Event()
     first: list = []

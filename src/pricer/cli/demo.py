@@ -13,13 +13,12 @@ from typing import Annotated
 
 import typer
 
-from pricer.errors import PricerError
 
 
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the data set, the adapter and the results.")] = Path("runs/quickstart"),
-    config: Annotated[str, typer.Option(help="Training config: a YAML path or a shipped one by name.")] = "demo",
-    eval_size: Annotated[int, typer.Option(help="Test items to score each predictor on.")] = 250,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the data set, the adapter and the results.")] = Path("runs/quickstart"),
+    config: Annotated[str, typer.Option("--config", "-c", help="Training config: a YAML path or a shipped one by name.")] = "demo",
+    eval_size: Annotated[str, typer.Option(help="Test items to score each predictor on, or 'all'.")] = "250",
     predictor: Annotated[str, typer.Option(help="How to read the LLM's price: greedy or expected.")] = "greedy",
     results: Annotated[Path | None, typer.Option(help="Folder of result JSONs and charts (default: OUT/results).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Retrain even when OUT already holds a finished run.")] = False,
@@ -38,10 +37,12 @@ def demo(
     from pricer.evaluate.run import evaluate_run
     from pricer.predict.registry import make_predictor
     from pricer.train.config import load_config
-    from pricer.train.run import is_run, train
+    from pricer.models.run import CARD_MD, Run
+    from pricer.train.run import train
 
-    if eval_size < 1:
-        raise PricerError(f"--eval-size must be at least 1, got {eval_size}")
+    from pricer.cli.evaluate import eval_size_of
+
+    eval_size = eval_size_of(eval_size)
     run = load_config(config, {"data": str(out / "data"), "out": str(out / "adapter"), "eval": False})
     console = Console()
     model = "SmolLM2-135M" if run.model == "default" else Path(run.model).name
@@ -57,7 +58,7 @@ def demo(
     train_items, test_items = read_items(data, split="train"), read_items(data, split="test")
 
     console.print(Rule("2. baseline: constant (the train mean)"))
-    constant = make_predictor("constant").fit([i.prompt for i in train_items],
+    constant = make_predictor("constant").fit(train_items,
                                               [i.price for i in train_items])
     max_price = price_bounds(data)[1]  # the catalog's own curation bound (diamonds: $20,000)
     scores = {"constant": evaluate(constant, test_items, size=eval_size, name="constant",
@@ -68,30 +69,31 @@ def demo(
     console.print(Rule(f"3. base model: {model}, {predictor}"))
     base = make_predictor(predictor, model=run.model)
     scores["base"] = evaluate(base, test_items, size=eval_size, name=f"base {model} ({predictor})",
-                              max_price=max_price, results_dir=results, show=False)
+                              max_price=max_price, results_dir=results, show=False,
+                              progress=True, console=console)
     console.print(_line("base model", scores["base"]))
     del base
 
     console.print(Rule("4. fine-tune: LoRA on the demo catalog"))
-    finished = (adapter / "adapter_model.safetensors").exists() and not overwrite
+    finished = Run(adapter).has_adapter() and not overwrite
     if finished:
         console.print(f"reusing the finished run in {adapter} (--overwrite to train again)")
     else:
-        train(run, overwrite=is_run(adapter), callbacks=[progress_bar(console)],
+        train(run, overwrite=Run(adapter).exists(), callbacks=[progress_bar(console)],
               say=lambda line: console.print(line, highlight=False, markup=False))
 
     console.print(Rule(f"5. fine-tuned model, {predictor}"))
     scores["tuned"] = evaluate_run(adapter, test_items, eval_data=str(data), predictor=predictor,
-                                   model=run.model, size=eval_size, results_dir=results,
+                                   model=run.model, size=eval_size or len(test_items), results_dir=results,
                                    name=f"fine-tuned {model} ({predictor})", by="pricer demo",
-                                   show=False)
+                                   show=False, progress=True, console=console)
     console.print(_line("fine-tuned", scores["tuned"]))
 
     console.print(Rule("6. leaderboard"))
     found, _ = lb.read_results(results)
     board = lb.rows(found, with_reference=False)
-    console.print(lb.table(board, title=f"demo catalog, first {eval_size} test items"))
-    console.print(f"run card: {adapter / 'run_card.md'} (evaluated by pricer demo)")
+    console.print(lb.table(board, title=f"demo catalog, {f'first {eval_size}' if eval_size else 'all'} test items"))
+    console.print(f"run card: {adapter / CARD_MD} (evaluated by pricer demo)")
     chart = lb.bar_chart(board, results / "leaderboard.png")
     beats = all(scores["tuned"][m] < min(scores["constant"][m], scores["base"][m])
                 for m in ("error", "rmsle"))

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pricer.cli.predictor import build_predictor, fit_note, names_help
+from pricer.cli.predictor import chosen_predictor, fit_note, with_predictor_flags
 from pricer.cli.predictor import train_items as _train_items
 from pricer.errors import PricerError
 
@@ -29,40 +29,29 @@ def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
     return size
 
 
+@with_predictor_flags
 def eval_command(
-    data: Annotated[str, typer.Option(help="Test data: a .jsonl/.csv/.parquet file with text and "
-                                           "price, or a saved data set folder (its test split).")],
-    predictor: Annotated[str, typer.Option(help=names_help("The predictor"))],
+    data: Annotated[str, typer.Option(
+        "--data", "-d", "--test", help="Test data: a .jsonl/.csv/.parquet file with text and "
+                                       "price, or a saved data set folder (its test split).")],
     eval_size: Annotated[str, typer.Option("--eval-size", "--size",
                                            help="Evaluate the first N items (the reference: 250), "
                                                 "or 'all' for the whole split.")] = "250",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, "
                                                           "tables on stderr.")] = False,
     results: Annotated[Path, typer.Option(help="Folder for the result JSON and chart.")] = DEFAULT_RESULTS,
-    train: Annotated[Optional[str], typer.Option(help="Train data (file or saved data set) for "
-                                                      "predictors that learn (constant mean, baselines).")] = None,
-    max_items: Annotated[Optional[int], typer.Option(help="Fit on the first N train items only.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Name shown in tables and the leaderboard.")] = None,
-    value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random, baselines, frontier: the seed (42).")] = None,
     guesses: Annotated[Optional[Path], typer.Option(help="guesses: CSV with id,guess.")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline (.skops, or "
-                                                             "dnn .safetensors); ensemble: its weights "
-                                                             "JSON; frontier-rag: its index folder "
-                                                             "(made there by the fit when absent).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="LLM: base model ('default', folder or Hub id).")] = None,
-    adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, fp16, 8bit, 4bit.")] = None,
     device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda, ...")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Items per predict call (default: the "
                                                            "predictor's own).")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="frontier: OpenAI-compatible API base URL.")] = None,
     api_model: Annotated[Optional[str], typer.Option(help="frontier: the model name at the API.")] = None,
-    opt: Annotated[Optional[list[str]], typer.Option(
-        help="Any option of the predictor as key=value (repeatable), e.g. --opt merge=true "
-             "--opt branches=4 --opt max_new_tokens=6.")] = None,
+    **chosen,
 ) -> None:
-    """Evaluate a predictor on the first N test items, the reference's way."""
+    """Evaluate a predictor (by name, or a run) on the first N test items, the reference's way."""
     from rich.console import Console
 
     from pricer.data.items import read_items
@@ -74,16 +63,16 @@ def eval_command(
     if batch_size is not None and batch_size < 1:
         raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
     check_results_dir(results)
-    flags = {"value": value, "seed": seed, "guesses": guesses, "path": path, "model": model,
-             "adapter": adapter, "precision": precision, "device": device, "base_url": base_url,
-             "api_model": api_model}
+    if chosen["predictor"] is None and chosen["run"] is None:
+        raise PricerError("give the predictor to score: --predictor NAME or --run PATH")
+    more = {"seed": seed, "guesses": guesses, "precision": precision, "device": device,
+            "base_url": base_url, "api_model": api_model}
     items = read_items(data, split="test")
     if not items:
         raise PricerError(f"{data}: the test split is empty")
     with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-        with console.status(f"loading {predictor}") as status:
-            p, fit = build_predictor(predictor, flags, opt, train=train, data=data,
-                                     max_items=max_items, status=status.update)
+        with console.status(f"loading {chosen['predictor'] or chosen['run']}") as status:
+            p, fit = chosen_predictor(chosen, more, data=data, status=status.update)
         if note := fit_note(fit):
             console.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
         result = evaluate(p, items, size=size, name=name, results_dir=results, console=console,
@@ -112,8 +101,8 @@ def _prices_like(balance_prices: bool, path: str | None) -> list[float] | None:
 
 
 def baselines(
-    data: Annotated[Optional[str], typer.Option(help="A saved data set folder (train and test splits).")] = None,
-    train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="A saved data set folder (train and test splits).")] = None,
+    train: Annotated[Optional[str], typer.Option("--train", "-t", help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test file (JSONL/CSV/Parquet) or data set.")] = None,
     results: Annotated[Path, typer.Option(help="Results folder; fitted models go to RESULTS/models/.")] = DEFAULT_RESULTS,
     eval_size: Annotated[str, typer.Option(help="Evaluate on the first N test items, or 'all'.")] = "250",
@@ -138,7 +127,8 @@ def baselines(
     from pricer.data.items import read_items
     from pricer.evaluate import leaderboard as lb
     from pricer.data.store import price_bounds
-    from pricer.evaluate.baselines import BASELINES, run_baselines, train_split
+    from pricer.evaluate.baselines import BASELINES, run_baselines
+    from pricer.predict.fit import train_split
     from pricer.evaluate.harness import check_results_dir
 
     if not (data or (train and test)):
@@ -284,9 +274,9 @@ def ensemble(
     member: Annotated[list[str], typer.Option(
         help="A member predictor, repeatable: a name, or name:key=value,... (e.g. constant, "
              "bow-lr, baseline:path=results/models/dnn.safetensors, greedy:adapter=runs/a).")],
-    out: Annotated[Path, typer.Option(help="The weights file (JSON) to write.")],
-    data: Annotated[Optional[str], typer.Option(help="A saved data set folder (its train split).")] = None,
-    train: Annotated[Optional[str], typer.Option(help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The weights file (JSON) to write.")],
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="A saved data set folder (its train split).")] = None,
+    train: Annotated[Optional[str], typer.Option("--train", "-t", help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
     val_size: Annotated[int, typer.Option(help="Validation items carved from the train split "
                                                "(seeded shuffle) to fit the weights on.")] = 500,
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,

@@ -11,9 +11,9 @@ err = Console(stderr=True)
 
 
 def export(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the export into.")],
-    model: Annotated[str, typer.Option(help="Base model: 'default', a local folder or a Hub id.")] = "default",
-    adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder (a `pricer train` run).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the export into.")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model: 'default', a local folder or a Hub id (default: the run's).")] = None,
+    adapter: Annotated[Optional[str], typer.Option("--run", "-r", "--adapter", help="The run to export (a `pricer train` folder holding a LoRA adapter).")] = None,
     merge: Annotated[bool, typer.Option("--merge", help="Write the merged model as safetensors "
                                         "(loadable by AutoModelForCausalLM.from_pretrained).")] = False,
     gguf: Annotated[Optional[list[str]], typer.Option(
@@ -25,6 +25,9 @@ def export(
 ) -> None:
     """Export a (fine-tuned) model: merged safetensors, GGUF for llama.cpp/Ollama, model card."""
     from pricer.export.run import export as run_export
+    from pricer.models.run import Run
+
+    model = model or (Run(adapter).config().get("model") if adapter else None) or "default"
 
     with err.status("exporting") as status:
         result = run_export(model, adapter, out_dir, merged_folder=merge, gguf_types=tuple(gguf or ()),

@@ -49,9 +49,9 @@ def memory(
     model: str = MODEL,
     precisions: str = typer.Option("fp32,bf16,8bit,4bit", help="Comma-separated: fp32, bf16, 8bit, 4bit."),
     adapter: str = typer.Option(None, help="LoRA adapter (folder or Hub id) to add to each row."),
-    config: Path = typer.Option(None, help="Estimate from this config.json (or its folder) alone: no weights loaded."),
-    r: int = typer.Option(None, "--r", help="With --config: add a LoRA adapter of this rank on --targets."),
-    targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", help="With --config and --r: LoRA target modules."),
+    config: Path = typer.Option(None, "--model-config", help="Estimate from this config.json (or its folder) alone: no weights loaded."),
+    r: int = typer.Option(None, "--r", help="With --model-config: add a LoRA adapter of this rank on --targets."),
+    targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", help="With --model-config and --r: LoRA target modules."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1... (default: a GPU when there is one)."),
     revision: str = REVISION,
     adapter_revision: str = ADAPTER_REVISION,
@@ -62,7 +62,7 @@ def memory(
     """Memory footprint at each precision (fp32, bf16, 8-bit, 4-bit).
 
     Loads the model in each mode and reports get_memory_footprint(), like the reference's
-    32.1 / 9.1 / 5.59 GB for Llama 3.1 8B. With --config: estimated from shapes, no weights."""
+    32.1 / 9.1 / 5.59 GB for Llama 3.1 8B. With --model-config: estimated from shapes, no weights."""
     quiet()
     from pricer.models import memory as mem
     from pricer.models.arch import lora_report, read_config
@@ -73,13 +73,13 @@ def memory(
         raise PricerError(f"unknown precision {', '.join(bad) or '(none)'} (choose from fp32, bf16, 8bit, 4bit)")
     if config is not None:
         if adapter:
-            raise PricerError("--adapter needs the model's weights; with --config give the adapter's --r")
+            raise PricerError("--adapter needs the model's weights; with --model-config give the adapter's --r")
         cfg = read_config(config=config)
         lora = lora_report(cfg, r, 2 * r, split_list(targets))["lora_params"] if r else 0
         rows, name = mem.estimate(cfg, wanted, lora), str(config)
     else:
         if r:
-            raise PricerError("--r is for --config estimates; give a real adapter with --adapter")
+            raise PricerError("--r is for --model-config estimates; give a real adapter with --adapter")
         from rich.progress import Progress
 
         with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -115,7 +115,7 @@ def memory(
 
 @app.command()
 def inspect(
-    config: Path = typer.Option(None, help="A config.json or its folder (no weights needed)."),
+    config: Path = typer.Option(None, "--model-config", help="A config.json or its folder (no weights needed)."),
     model: str = typer.Option(None, "--model", "-m", help='Or a model: "default", a folder or a Hub id.'),
     revision: str = REVISION,
     r: int = typer.Option(32, "--r", help="LoRA rank."),
@@ -134,7 +134,7 @@ def inspect(
     from pricer.models.arch import lora_report, read_config
 
     if config is not None and model is not None:
-        raise PricerError("give --config or --model, not both")
+        raise PricerError("give --model-config or --model, not both")
     if config is None and model is None:
         model = "default"
     cfg = read_config(config=config, model=model, revision=revision, trust_remote_code=trust_remote_code)
@@ -188,7 +188,7 @@ def inspect(
 @app.command()
 def download(
     base: str = typer.Argument(..., help="Base model Hub id, e.g. meta-llama/Llama-3.1-8B."),
-    out: Path = typer.Option(..., help="Folder to write OUT/base (and OUT/adapter) into."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write OUT/base (and OUT/adapter) into."),
     adapter: str = typer.Option(None, help="LoRA adapter Hub id."),
     revision: str = REVISION,
     adapter_revision: str = ADAPTER_REVISION,

@@ -10,30 +10,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pricer.cli.predictor import build_predictor, fit_note, names_help, options_of
+from pricer.cli.predictor import chosen_predictor, fit_note, options_of, with_predictor_flags
 from pricer.errors import PricerError, writing
 
 out = Console()
 err = Console(stderr=True)
 
 
+@with_predictor_flags
 def predict(
     description: Annotated[Optional[str], typer.Argument(
         help="The item description (read from stdin when left out and no --input).")] = None,
-    predictor: Annotated[str, typer.Option(help=names_help(
-        "The predictor, made as pricer eval makes it (greedy: the reference)"))] = "greedy",
-    model: Annotated[Optional[str], typer.Option(help="LLM, head: 'default', a local folder or a Hub id.")] = None,
-    adapter: Annotated[Optional[str], typer.Option(help="LLM: LoRA adapter folder; head: the run.")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="baseline: a saved baseline; ensemble: its "
-                                                      "weights JSON; gguf: the GGUF file.")] = None,
-    value: Annotated[Optional[float], typer.Option(help="constant: the price.")] = None,
-    train: Annotated[Optional[str], typer.Option(help="Train data (file or saved data set) for "
-                                                      "predictors that learn (constant mean, baselines).")] = None,
-    opt: Annotated[Optional[list[str]], typer.Option(
-        help="Any option of the predictor as key=value (repeatable), as in pricer eval.")] = None,
     input: Annotated[Optional[Path], typer.Option(
-        help="Many items: .jsonl / .csv / .parquet with a text column, or a saved data set.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="JSON Lines of predictions (with --input).")] = None,
+        "--input", "-i", help="Many items: .jsonl / .csv / .parquet with a text column, or a saved data set.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", "--output", help="JSON Lines of predictions (with --input).")] = None,
     split: Annotated[str, typer.Option(help="Split of a saved data set.")] = "test",
     text_column: Annotated[str, typer.Option(help="Column holding the description.")] = "text",
     precision: Annotated[Optional[str], typer.Option(help="LLM: auto (bf16 where fast; fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit.")] = None,
@@ -44,29 +35,29 @@ def predict(
         help="greedy: tokens to generate (default 4 for Llama 3 tokenizers, 8 for digit ones).")] = None,
     branches: Annotated[Optional[int], typer.Option(help="expected: open number prefixes kept per item (8).")] = None,
     decimals: Annotated[Optional[int], typer.Option(help="expected: decimals to expand (0: whole dollars).")] = None,
+    **chosen,
 ) -> None:
-    """Predict prices with any predictor (a fine-tuned model by default): one description, or a
-    file of items."""
-    from pricer.data.prompts import as_test_prompt
+    """Price one description, or a file of items, with any predictor: a run (--run), or one by
+    name (--predictor, greedy by default) with its options (--opt key=value)."""
+    from pricer.data.items import Item
 
     if input is None and output is not None:
-        raise PricerError("--output needs --input")
+        raise PricerError("--out needs --input")
     if input is not None and description is not None:
         raise PricerError("give either a DESCRIPTION or --input, not both")
     if input is not None and output is None:
-        raise PricerError("--input needs --output (a .jsonl file for the predictions)")
+        raise PricerError("--input needs --out (a .jsonl file for the predictions)")
     if input is None and description is None:
         if sys.stdin.isatty():
-            raise PricerError("give a DESCRIPTION, pipe one on stdin, or use --input FILE --output FILE")
+            raise PricerError("give a DESCRIPTION, pipe one on stdin, or use --input FILE --out FILE")
         description = sys.stdin.read().strip()
     if batch_size is not None and batch_size < 1:
         raise PricerError("--batch-size must be at least 1")
     if output is not None:
         _check_output(output)  # before any model work: a bad path must not cost the predictions
-    flags = {"model": model, "adapter": adapter, "path": path, "value": value,
-             "precision": precision, "device": device, "batch_size": batch_size, "merge": merge,
-             "max_new_tokens": max_new_tokens, "branches": branches, "max_decimals": decimals}
-    options = options_of(opt, flags)  # a bad --opt fails before the file is read
+    more = {"precision": precision, "device": device, "batch_size": batch_size, "merge": merge,
+            "max_new_tokens": max_new_tokens, "branches": branches, "max_decimals": decimals}
+    options_of(chosen["opt"], more)  # a bad --opt fails before the file is read
 
     rows, bad = [], []
     if input is not None:
@@ -74,16 +65,16 @@ def predict(
 
         rows, bad = read_texts(input, split=split, text_column=text_column)
 
-    with err.status(f"loading {predictor}") as status:
-        priced_by, fit = build_predictor(predictor, options, train=train, status=status.update)
+    with err.status(f"loading {chosen['predictor'] or chosen['run'] or 'greedy'}") as status:
+        priced_by, fit = chosen_predictor(chosen, more, status=status.update)
     if note := fit_note(fit):
         err.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
 
     if input is None:
-        result = priced_by.predict_details([as_test_prompt(description)])[0]
+        result = priced_by.predict_details([Item("1", description)])[0]
         _print_one(result, description)
         return
-    _predict_file(priced_by, rows, bad, output, as_test_prompt)
+    _predict_file(priced_by, [Item(r.id, r.text) for r in rows], bad, output)
 
 
 def _check_output(output: Path) -> None:
@@ -109,18 +100,18 @@ def _print_one(result: dict, description: str) -> None:
         err.print("[yellow]warning:[/] the description was cut to the model's context limit")
 
 
-def _predict_file(predictor, rows, bad, output: Path, as_test_prompt) -> None:
+def _predict_file(predictor, rows, bad, output: Path) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    prompts = [as_test_prompt(r.text) for r in rows]
     start = time.perf_counter()
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err) as bar:
-        task = bar.add_task("predict", total=len(prompts))
+        task = bar.add_task("predict", total=len(rows))
         results = []
-        for start in range(0, len(prompts), predictor.batch_size):  # as the harness calls it
-            results += predictor.predict_details(prompts[start:start + predictor.batch_size])
-            bar.advance(task, len(prompts[start:start + predictor.batch_size]))
+        for start in range(0, len(rows), predictor.batch_size):  # as the harness calls it
+            batch = rows[start:start + predictor.batch_size]
+            results += predictor.predict_details(batch)
+            bar.advance(task, len(batch))
     seconds = time.perf_counter() - start
     with writing(output):
         output.parent.mkdir(parents=True, exist_ok=True)

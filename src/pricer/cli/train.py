@@ -21,7 +21,10 @@ from pricer.errors import PricerError
 
 # option names that differ from the field's (one name per idea across commands; TRL's --lr alias)
 NAMES = {"results_dir": ("--results",), "learning_rate": ("--learning-rate", "--lr"),
-         "eval": ("--eval/--no-eval",), "group_by_length": ("--group-by-length/--no-group-by-length",)}
+         "eval": ("--eval/--no-eval",), "group_by_length": ("--group-by-length/--no-group-by-length",),
+         "data": ("--data", "-d"), "out": ("--out", "-o"), "model": ("--model", "-m"),
+         "eval_data": ("--test", "--eval-data")}
+TEXT = ("eval_size",)  # a number or "all"
 
 
 def _option_type(kind) -> type:
@@ -45,8 +48,9 @@ def config_options() -> list[inspect.Parameter]:
                                    else f"--{flag}",))
         option = typer.Option(None, *names, help=f.metadata.get("help", ""),
                               show_default=False if default is None else shown)
+        kind = str if f.name in TEXT else _option_type(f.type)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                        annotation=_option_type(f.type)))
+                                        annotation=kind))
     return params
 
 
@@ -142,6 +146,7 @@ def run_and_evaluate(config, resume: bool = False, overwrite: bool = False, cons
     from pricer.evaluate.run import eval_items as find_eval_items
     from pricer.evaluate.run import evaluate_run
     from pricer.train.run import push, train
+    from pricer.models.run import CARD_MD
 
     console = console or Console()
     source = items = None
@@ -169,7 +174,7 @@ def run_and_evaluate(config, resume: bool = False, overwrite: bool = False, cons
         console.rule(f"evaluation after training: {resolve(config).eval_predictor} on {source}")
         result = evaluate_run(out, items, eval_data=source, by=by, console=console)
         console.print(f"evaluation after training: done, error ${result['error']:,.2f}, RMSLE "
-                      f"{result['rmsle']:.3f}, hits {result['hits']:.1f}%; in {out}/run_card.md")
+                      f"{result['rmsle']:.3f}, hits {result['hits']:.1f}%; in {out}/{CARD_MD}")
     if config.push_to_hub:
         push(out, config.push_to_hub)
     return out

@@ -3,7 +3,7 @@
 A source is either a saved data set folder (`pricer data` output, a `DatasetDict` with train/test)
 or a JSON Lines / CSV / Parquet file with a `text` column and (for training and evaluation) a
 `price` column, like `../shared/data/amazon-pricer/test.jsonl`. Every item comes back with its
-test prompt (`prompt`), its `price`, an `id` and a `category`.
+description (`text`), its `price`, an `id` and a `category`.
 
 Strict: a row that is not valid JSON or UTF-8, a CSV row with the wrong number of fields, a text
 that is not a string or a price that is not a finite number ends the reading with one PricerError
@@ -16,16 +16,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pricer.data import read
-from pricer.data.prompts import as_test_prompt
+from pricer.data.prompts import description, test_prompt
 from pricer.errors import PricerError
 
 
 @dataclass
 class Item:
+    """One product listing: what every predictor receives (never a prompt)."""
+
     id: str
-    prompt: str  # the test prompt, ending in "Price is $"
-    price: float | None
+    text: str  # its description (title and details); a prompt of any known format is unwrapped
+    price: float | None = None
     category: str | None = None
+
+    def __post_init__(self):
+        self.text = description(self.text)
+
+    @property
+    def prompt(self) -> str:
+        """The reference's (2024) test prompt, ending in "Price is $": what fingerprints hash."""
+        return test_prompt(self.text)
+
+
+def as_items(items) -> list[Item]:
+    """Items as they are; a bare string (a description, or a prompt) as an unpriced item."""
+    return [x if isinstance(x, Item) else Item(str(n), x) for n, x in enumerate(items)]
 
 
 def _price(value, where: str, column: str, need_price: bool) -> float | None:
@@ -63,7 +78,7 @@ def read_items(source: str | Path, split: str = "test", text_column: str = "text
         rid, category = row.get("id"), row.get("category")
         items.append(Item(
             id=str(n) if rid is None else str(rid),
-            prompt=as_test_prompt(text),
+            text=text,
             price=_price(row.get(price_column), read.where(path, fmt, line), price_column,
                          need_price),
             category=category if isinstance(category, str) and category else None,

@@ -11,9 +11,7 @@ one format; `description` and `as_test_prompt` recognise every known format.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
-
-from pricer.errors import PricerError, reading
+from pricer.errors import PricerError
 
 QUESTION = "How much does this cost to the nearest dollar?"
 PRICE_PREFIX = "Price is $"
@@ -125,21 +123,3 @@ def format_prompts(prompts: list[str], fmt: str = DEFAULT_FORMAT, tokenizer=None
     if tokenizer is not None and chosen.description_tokens and texts:
         texts = cut_to_tokens(texts, chosen.description_tokens, tokenizer)
     return [chosen.test_prompt(t) for t in texts]
-
-
-def adapter_prompt_format(adapter_dir: str | Path) -> str:
-    """The prompt format an adapter was trained with: `prompt_format` in the train_config.yaml of
-    its run folder (a checkpoint-N folder: its run's). Absent (older runs, adapters from
-    elsewhere): "2024"."""
-    import yaml
-
-    folder = Path(adapter_dir)
-    path = folder / "train_config.yaml"
-    if not path.is_file() and folder.name.startswith("checkpoint-"):
-        path = folder.parent / "train_config.yaml"
-    if not path.is_file():
-        return DEFAULT_FORMAT
-    with reading(path):
-        saved = yaml.safe_load(path.read_text()) or {}
-    name = saved.get("prompt_format") if isinstance(saved, dict) else None
-    return DEFAULT_FORMAT if name is None else prompt_format(name).name

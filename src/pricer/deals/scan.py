@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from pricer.data.prompts import as_test_prompt
+from pricer.data.items import Item
 from pricer.deals.feeds import read_feed
 from pricer.deals.offers import Offer, Problem, is_offer_file, read_offer_file
 from pricer.deals.state import Rule, State
@@ -52,19 +52,19 @@ def usable(offers: list[Offer], report) -> list[Offer]:
     return kept
 
 
-def _details(predictor, prompts: list[str], report, offers: list[Offer]) -> list[dict | None]:
+def _details(predictor, items: list[Item], report, offers: list[Offer]) -> list[dict | None]:
     """predict_details of a batch; when the batch raises, item by item (None where one fails:
     that offer stays unseen and is tried again at the next scan)."""
     try:
-        return predictor.predict_details(prompts)
+        return predictor.predict_details(items)
     except PricerError:
         raise
     except Exception:
         pass
     found = []
-    for prompt, offer in zip(prompts, offers):
+    for item, offer in zip(items, offers):
         try:
-            found.append(predictor.predict_details([prompt])[0])
+            found.append(predictor.predict_details([item])[0])
         except PricerError:
             raise
         except Exception as e:
@@ -85,7 +85,7 @@ def price_new(offers: list[Offer], predictor, state: State, report, progress=Non
         if stop is not None and stop():
             break
         batch = todo[start:start + size]
-        details = _details(predictor, [as_test_prompt(o.text) for o in batch], report, batch)
+        details = _details(predictor, [Item(o.key, o.text) for o in batch], report, batch)
         rows = [{"key": o.key, "title": o.title, "description": o.description, "url": o.url,
                  "source": o.source, "price": o.price, "estimate": d.get("price"),
                  "p10": d.get("p10"), "p50": d.get("p50"), "p90": d.get("p90"),

@@ -2,8 +2,8 @@
 
 Public surface, imported lazily (no scikit-learn or matplotlib at `pricer --help`):
     evaluate, check_results_dir                 harness.py: score a predictor, write its result
-    score, summarise, headline, colour          metrics.py: the reference's metrics and colours
-    fit_predictor, run_baselines                baselines.py: fit on a bounded train split
+    run_baselines                               baselines.py: fit, save and score the baselines
+(the metrics are pricer.predict.metrics, fitting pricer.predict.fit: the ensemble uses them too)
     read_results, rows                          leaderboard.py: gather result files
 """
 
@@ -11,8 +11,7 @@ import importlib
 
 _WHERE = {
     "evaluate": "harness", "check_results_dir": "harness",
-    "score": "metrics", "summarise": "metrics", "headline": "metrics", "colour": "metrics",
-    "fit_predictor": "baselines", "run_baselines": "baselines",
+    "run_baselines": "baselines",
     "read_results": "leaderboard", "rows": "leaderboard",
 }
 __all__ = list(_WHERE)

@@ -1,51 +1,16 @@
-"""Fit predictors on a train split and run the classical baselines (`pricer baselines`).
-
-Train prices get the same bounds as curation (`pricer.data.curate` Settings min_price/max_price,
-or those in a saved data set's report.json): a train file with negative, zero or $1e12 prices
-would otherwise fit a nonsense constant or regression. What is dropped is counted and returned.
-"""
+"""The classical baselines (`pricer baselines`): each fitted on the bounded train split
+(`pricer.predict.fit`), saved, and scored by the harness."""
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from pathlib import Path
 
 from pricer.data.store import price_bounds
 from pricer.errors import PricerError
+from pricer.predict.fit import fit_predictor
 
 BASELINES = ("random", "constant", "features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf",
              "dnn")
-
-
-def train_split(items, bounds: tuple[float, float]) -> tuple[list[str], list[float], dict]:
-    """(prompts, prices, {reason: count dropped}) of the items whose price is within `bounds`."""
-    low, high = bounds
-    prompts, prices, dropped = [], [], Counter()
-    for item in items:
-        if item.price is None:
-            dropped["no price"] += 1
-        elif item.price < low:
-            dropped[f"price below ${low:g}"] += 1
-        elif item.price > high:
-            dropped[f"price above ${high:g}"] += 1
-        else:
-            prompts.append(item.prompt)
-            prices.append(item.price)
-    return prompts, prices, dict(dropped)
-
-
-def fit_predictor(predictor, items, bounds: tuple[float, float], progress=None) -> dict:
-    """Fit `predictor` on the items within the price bounds; returns what the fit saw
-    ({"train_items", "dropped", "seconds"}), to record beside the result."""
-    prompts, prices, dropped = train_split(items, bounds)
-    if not prompts:
-        raise PricerError(f"{predictor.name}: no train item has a price within "
-                          f"${bounds[0]:g}-${bounds[1]:g} ({sum(dropped.values())} dropped)")
-    start = time.perf_counter()
-    predictor.fit(prompts, prices, progress=progress)
-    return {"train_items": len(prompts), "dropped": dropped,
-            "seconds": time.perf_counter() - start}
 
 
 def run_baselines(train_items, test_items, chosen, results_dir: str | Path, eval_size: int | None = 250,

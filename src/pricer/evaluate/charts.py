@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 
 from pricer.errors import PricerError, reading
-from pricer.evaluate.metrics import GREEN, ORANGE, RED
+from pricer.predict.metrics import GREEN, ORANGE, RED
+from pricer.models.run import CARD, Run
 
 HIT_COLOURS = {GREEN: ("green", "hit: within $40 or 20%"),
                ORANGE: ("orange", "near: within $80 or 40%"),
@@ -116,7 +117,7 @@ def run_losses(run: str | Path) -> list[tuple[float, float]]:
     if not run.is_dir():
         raise PricerError(f"{run}: no such run folder")
     states = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: _step(p.parent))
-    card = run / "run_card.json"
+    card = Run(run).path(CARD)
     for source in ([states[-1]] if states else []) + ([card] if card.is_file() else []):
         with reading(source):
             data = json.loads(source.read_text())

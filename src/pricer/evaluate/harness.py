@@ -23,36 +23,34 @@ from pathlib import Path
 
 from pricer.data.items import fingerprint
 from pricer.errors import PricerError, writing
-from pricer.evaluate.metrics import GREEN, ORANGE, RED, headline, score, summarise
+from pricer.predict.metrics import GREEN, ORANGE, RED, headline, score, summarise
 
 STYLES = {GREEN: "green", ORANGE: "dark_orange", RED: "red"}
 REFERENCE_ID_PREFIX = "official-"  # ids of the reference's own test split in ../shared/data
 
 
-def title_of(prompt: str, width: int = 40) -> str:
+def title_of(text: str, width: int = 40) -> str:
     """The start of the item's title (first line of its description), as the reference printed."""
-    from pricer.data.prompts import description
-
-    line = description(prompt).split("\n", 1)[0]
+    line = text.split("\n", 1)[0]
     return line if len(line) <= width else line[:width] + "..."
 
 
-def _predict_all(predictor, prompts, batch_size, on_batch):
-    """Guesses for all prompts, and {position: error message} for items whose prediction raised."""
+def _predict_all(predictor, items, batch_size, on_batch):
+    """Guesses for all items, and {position: error message} for items whose prediction raised."""
     guesses, errors = [], {}
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start:start + batch_size]
+    for start in range(0, len(items), batch_size):
+        batch = items[start:start + batch_size]
         try:
             out = list(predictor.predict(batch))
             if len(out) != len(batch):
-                raise ValueError(f"predictor returned {len(out)} guesses for {len(batch)} prompts")
+                raise ValueError(f"predictor returned {len(out)} guesses for {len(batch)} items")
         except PricerError:
             raise  # the user's mistake (e.g. a missing setting): stop with its message
         except Exception:
             out = []
-            for offset, prompt in enumerate(batch):  # find the culprits, keep everything else
+            for offset, item in enumerate(batch):  # find the culprits, keep everything else
                 try:
-                    out.append(predictor.predict([prompt])[0])
+                    out.append(predictor.predict([item])[0])
                 except PricerError:
                     raise
                 except Exception as e:
@@ -112,14 +110,16 @@ def check_results_dir(results_dir: str | Path | None) -> None:
 def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
              results_dir: str | Path | None = None, data_fingerprint: str | None = None,
              show: bool = True, console=None, batch_size: int | None = None,
-             max_price: float | None = None, extra: dict | None = None) -> dict:
+             max_price: float | None = None, extra: dict | None = None,
+             progress: bool | None = None) -> dict:
     """Score `predictor` on the first `size` items (all when None) the reference's way.
 
     Returns the result dict (`error`, `rmsle`, `hits`, `n`, `predictor`, `settings`, per-item
     rows, skipped items, errors, `failed`, timing). With `results_dir`, also writes
     `<name>-<data>-<settings>.json`, `.png` (scatter) and `-bands.png` there. `console`: where tables go (stdout by
     default; the CLI's --json uses stderr). `max_price`: truths above it are skipped (None: no
-    bound). `extra`: more keys for the result (e.g. fit timing), written with it.
+    bound). `extra`: more keys for the result (e.g. fit timing), written with it. `progress`:
+    show the progress bar (default: when `show`; `pricer demo` shows only the bar).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -149,19 +149,18 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
     if not scored_items:
         raise PricerError(f"none of the {len(chosen)} items has a usable price to compare with "
                           f"(above 0{f' and at most ${max_price:g}' if max_price else ''})")
-    predictor.prepare([item for _, item in scored_items])
-
-    prompts = [item.prompt for _, item in scored_items]
+    to_price = [item for _, item in scored_items]
     batch_size = batch_size or predictor.batch_size
     start = time.perf_counter()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True,
-                  disable=not (show and console.is_terminal)) as progress:
-        task = progress.add_task(f"evaluating {name}", total=len(prompts))
-        guesses, errors = _predict_all(predictor, prompts, batch_size,
-                                       lambda n: progress.advance(task, n))
+                  disable=not ((show if progress is None else progress)
+                               and console.is_terminal)) as bar:
+        task = bar.add_task(f"evaluating {name}", total=len(to_price))
+        guesses, errors = _predict_all(predictor, to_price, batch_size,
+                                       lambda n: bar.advance(task, n))
     seconds = time.perf_counter() - start
-    if len(errors) == len(prompts):
+    if len(errors) == len(to_price):
         raise PricerError(f"{name}: every item failed, nothing scored (first: "
                           f"{next(iter(errors.values()))})")
 
@@ -171,7 +170,7 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
         scores.append(s)
         rows.append({"index": index, "id": item.id, "guess": _json_number(guess),
                      "scored_guess": s.guess, "truth": s.truth, "error": s.error, "sle": s.sle,
-                     "colour": s.colour, "valid": s.valid, "title": title_of(item.prompt),
+                     "colour": s.colour, "valid": s.valid, "title": title_of(item.text),
                      **({"exception": errors[position]} if position in errors else {})})
     summary = summarise(scores)
     fp = data_fingerprint or fingerprint(chosen)
@@ -186,7 +185,7 @@ def evaluate(predictor, items, size: int | None = 250, name: str | None = None,
                    for r in rows if "exception" in r],
         "data": {"fingerprint": fp,
                  "reference": all(item.id.startswith(REFERENCE_ID_PREFIX) for item in chosen)},
-        "timing": {"seconds": seconds, "items_per_second": len(prompts) / seconds if seconds else None},
+        "timing": {"seconds": seconds, "items_per_second": len(to_price) / seconds if seconds else None},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
         "items": rows,

@@ -4,7 +4,7 @@ does, and recorded in its run card with who evaluated it. The one place this is 
 
 from pathlib import Path
 
-from pricer.errors import PricerError, reading
+from pricer.errors import PricerError
 
 
 def eval_source(data: str | None, eval_data: str | None) -> str | None:
@@ -30,52 +30,39 @@ def eval_items(data: str | None, eval_data: str | None):
     return source, items
 
 
-def _saved_config(run_dir: Path) -> dict:
-    import yaml
-
-    from pricer.train.run import CONFIG_FILE
-
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise PricerError(f"{run_dir}: no {CONFIG_FILE}, so not a pricer training run")
-    with reading(path):
-        return yaml.safe_load(path.read_text()) or {}
-
-
 def evaluate_run(run_dir: str | Path, items=None, *, eval_data: str | None = None,
                  predictor: str | None = None, model: str | None = None, size: int | None = None,
                  results_dir: str | Path | None = None, name: str | None = None,
-                 by: str = "pricer train", show: bool = True, console=None) -> dict | None:
+                 by: str = "pricer train", show: bool = True, console=None,
+                 progress: bool | None = None) -> dict | None:
     """Score the adapter in `run_dir` with `pricer.evaluate.harness.evaluate` and record the
     result in its run card. Settings not given come from the run's train_config.yaml
     (eval_predictor, model, eval_size, results_dir, eval_data or the data set's test split).
     Returns the harness's result, or None when there is nothing to evaluate on (a plain
     training file and no eval_data): the run card then says so."""
     from pricer.evaluate.harness import evaluate
+    from pricer.models.run import Run
     from pricer.predict.registry import make_predictor
-    from pricer.train.runcard import read_run_card, record_evaluation, write_run_card
 
-    run_dir = Path(run_dir)
-    saved = _saved_config(run_dir)
+    run = Run(run_dir)
+    saved = run.need_config()
     predictor = predictor or saved.get("eval_predictor", "greedy")
     if items is None:
         eval_data, items = eval_items(saved.get("data"), eval_data or saved.get("eval_data"))
         if items is None:
-            card = read_run_card(run_dir)
-            card["eval_note"] = ("skipped: the data is a plain file with no test split "
-                                 "(give --eval-data FILE)")
-            write_run_card(run_dir, card)
+            run.record_evaluation(None, None, by, note="skipped: the data is a plain file with no "
+                                  "test split (give --eval-data FILE)")
             return None
     scorer = make_predictor(predictor, model=model or saved.get("model", "default"),
-                            adapter=str(run_dir))
+                            adapter=str(run.folder))
     from pricer.data.store import price_bounds
 
-    result = evaluate(scorer, items, size=size or saved.get("eval_size", 250),
+    result = evaluate(scorer, items, size=size if size is not None else saved.get("eval_size", 250),
                       max_price=price_bounds(eval_data)[1],
-                      name=name or f"{run_dir.name} ({predictor})",
+                      name=name or f"{run.name} ({predictor})",
                       results_dir=results_dir or saved.get("results_dir"), show=show,
-                      console=console)
+                      console=console, progress=progress)
     keep = ("predictor", "n", "error", "rmsle", "hits", "settings", "file")
-    record_evaluation(run_dir, {k: result[k] for k in keep if k in result},
-                      eval_data or "(given items)", by)
+    run.record_evaluation({k: result[k] for k in keep if k in result},
+                          eval_data or "(given items)", by)
     return result

@@ -8,11 +8,10 @@ merged model's answers can drift a little from the adapter's as it was trained (
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pricer.errors import PricerError, reading
+from pricer.errors import PricerError
 
 DTYPES = ("bf16", "fp16", "fp32")
 QUANTIZED_CAVEAT = ("the adapter was trained on a {precision} base and is merged into the 16-bit "
@@ -42,12 +41,10 @@ def torch_dtype(name: str):
 
 
 def read_run_card(adapter: str | None) -> dict:
-    """The adapter folder's run_card.json (what `pricer train` wrote), or {}."""
-    path = Path(adapter or "") / "run_card.json"
-    if not adapter or not path.is_file():
-        return {}
-    with reading(path):
-        return json.loads(path.read_text())
+    """The adapter's run card (what `pricer train` wrote), or {}."""
+    from pricer.models.run import Run
+
+    return Run(adapter).card_or_empty() if adapter else {}
 
 
 def trained_precision(run_card: dict) -> str | None:

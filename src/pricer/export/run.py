@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pricer.errors import PricerError, writing
 from pricer.export import card, llamacpp, merge, modelfile
-from pricer.models.head import is_head_run
+from pricer.models.run import Run
 from pricer.models.load import config_file
 
 
@@ -25,7 +25,7 @@ def export(model: str, adapter: str | None, out: Path, *, merged_folder: bool = 
     if not merged_folder and not gguf_types:
         raise PricerError("nothing to export: give --merge and/or --gguf TYPE")
     gguf_types = tuple(dict.fromkeys(llamacpp.check_type(kind) for kind in gguf_types))
-    if adapter and is_head_run(adapter):  # what a merge keeps is the decoder, never the head
+    if adapter and Run(adapter).is_head():  # what a merge keeps is the decoder, never the head
         raise PricerError(f"{adapter}: a run trained with --head regression: a GGUF or merged "
                           "model would drop its regression head and answer from LoRA weights "
                           "never trained to write a price; price with it through pricer "

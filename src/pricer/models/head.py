@@ -27,9 +27,8 @@ import torch
 from torch import nn
 
 from pricer.errors import PricerError, reading, writing
+from pricer.models.run import HEAD_CONFIG, HEAD_WEIGHTS
 
-HEAD_WEIGHTS = "head.safetensors"
-HEAD_CONFIG = "head_config.json"
 FORMAT = "pricer-head/1"
 POOLINGS = ("last", "mean", "both")
 
@@ -63,20 +62,6 @@ class HeadConfig:
         if saved.pop("format", None) != FORMAT:
             raise PricerError(f"{path}: not a pricer head config ({FORMAT})")
         return cls(**saved)
-
-
-def is_head_run(folder) -> bool:
-    """A run trained with --head regression: its price comes from the head beside the adapter."""
-    return (Path(folder) / HEAD_CONFIG).is_file()
-
-
-def refuse_head_run(folder, predictor: str) -> None:
-    """A run trained with --head regression is read by the head predictor only: a predictor that
-    generates text would read a price from LoRA weights that were never trained to write one."""
-    if is_head_run(folder):
-        raise PricerError(f"{folder}: a run trained with --head regression: read it with "
-                          f"--predictor head ({predictor} would generate a price from LoRA "
-                          "weights never trained to write one)")
 
 
 class PriceHead(nn.Module):
@@ -132,7 +117,12 @@ class HeadModel(nn.Module):
             else self.lm.get_decoder()
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
                       output_hidden_states=True)
-        z = self.head(out.hidden_states, attention_mask)
+        return self.score(out.hidden_states, attention_mask, labels, weights)
+
+    def score(self, hidden_states: tuple, attention_mask, labels=None, weights=None) -> dict:
+        """z (and the loss, with labels) from the decoder's hidden states; pricer.train.frozen
+        gives it hidden states whose frozen part comes from its cache."""
+        z = self.head(hidden_states, attention_mask)
         if labels is None:
             return {"z": z}
         error = (z - labels.float()) ** 2
@@ -194,7 +184,7 @@ def prompt_ids(tokenizer, prompt: str, max_length: int, prompt_format: str = "20
     """(token ids, shortened?) of a test prompt of at most `max_length` tokens: the question,
     the description cut to what fits, "Price is $". The three parts are tokenised apart, so the
     cut never splits the question or the prefix; training and prediction both use this."""
-    from pricer.data.prompts import PRICE_PREFIX, description, format_prompt
+    from pricer.data.prompts import CHARS_PER_TOKEN, PRICE_PREFIX, description, format_prompt
 
     full = format_prompt(prompt, prompt_format, tokenizer)
     text = description(full)
@@ -204,5 +194,5 @@ def prompt_ids(tokenizer, prompt: str, max_length: int, prompt_format: str = "20
     room = max_length - len(head) - len(tail)
     if room < 1:
         raise PricerError(f"max_length {max_length} is too short for the question and the prefix")
-    body = tokenizer(text.rstrip()[: 16 * max_length], add_special_tokens=False)["input_ids"]
+    body = tokenizer(text.rstrip()[: CHARS_PER_TOKEN * max_length], add_special_tokens=False)["input_ids"]
     return head + body[:room] + tail, len(body) > room

@@ -19,6 +19,7 @@ from pathlib import Path
 from pricer.errors import PricerError
 from pricer.models.default import DEFAULT_MODEL, default_model_dir
 from pricer.models.precision import PRECISIONS, pick_device, precision_of, resolve_precision
+from pricer.models.run import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CONFIG, Run
 from pricer.models.quant import keep_trainable_4bit, quantization_config
 
 __all__ = ["load_model", "load_tokenizer", "load_base", "attach_adapter", "detach_adapter",
@@ -114,28 +115,28 @@ def resolve_adapter(adapter: str, revision: str | None = None, allow_pickle: boo
     """The local folder of a LoRA adapter (downloaded into the Hub cache when it is a Hub id)."""
     if is_local(adapter):
         folder = Path(adapter).expanduser()
-        if not (folder / "adapter_config.json").exists():
-            raise PricerError(f"{adapter}: no adapter_config.json, so not a PEFT adapter folder")
+        if not (folder / ADAPTER_CONFIG).exists():
+            raise PricerError(f"{adapter}: no {ADAPTER_CONFIG}, so not a PEFT adapter folder")
     else:
-        folder = hub_file(adapter, "adapter_config.json", revision, what="adapter").parent
+        folder = hub_file(adapter, ADAPTER_CONFIG, revision, what="adapter").parent
         try:
-            hub_file(adapter, "adapter_model.safetensors", revision, what="adapter")
+            hub_file(adapter, ADAPTER_WEIGHTS, revision, what="adapter")
         except FileNotFoundError:
             if not allow_pickle:
-                raise PricerError(f"adapter '{adapter}' has no adapter_model.safetensors; "
+                raise PricerError(f"adapter '{adapter}' has no {ADAPTER_WEIGHTS}; "
                                   f"{PICKLE_HINT}") from None
             hub_file(adapter, "adapter_model.bin", revision, what="adapter")
         try:  # how a pricer run trained it (its prompt format); adapters from elsewhere lack it
-            hub_file(adapter, "train_config.yaml", revision, what="adapter")
+            hub_file(adapter, CONFIG, revision, what="adapter")
         except (FileNotFoundError, PricerError):  # not in the repo, or offline and not cached
             pass
-    if (folder / "adapter_model.safetensors").exists():
+    if (folder / ADAPTER_WEIGHTS).exists():
         return folder
     if (folder / "adapter_model.bin").exists():
         if allow_pickle:
             return folder
         raise PricerError(f"{adapter}: only a pickle adapter (adapter_model.bin); {PICKLE_HINT}")
-    raise PricerError(f"{adapter}: no adapter_model.safetensors in the adapter folder")
+    raise PricerError(f"{adapter}: no {ADAPTER_WEIGHTS} in the adapter folder")
 
 
 def friendly(error: Exception, model: str) -> PricerError:
@@ -248,3 +249,25 @@ def load_model(model: str, adapter: str | None = None, precision: str = "auto",
     if not for_training:
         loaded.eval()
     return loaded, load_tokenizer(model, revision, trust_remote_code)
+
+
+def load_run_weights(model, folder) -> None:
+    """Load a run's (or checkpoint's) adapter, and its head for a HeadModel, into `model` (a
+    PEFT model or HeadModel built with the same LoRA settings): `init_from`, and resuming."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from pricer.models.head import HeadModel
+
+    weights = Run(folder).adapter_weights()
+    is_head = isinstance(model, HeadModel)
+    try:
+        loaded = set_peft_model_state_dict(model.lm if is_head else model, load_file(str(weights)))
+        if is_head:
+            model.load_head(folder)
+    except RuntimeError as e:  # a tensor of another shape: another rank, width or pooling
+        raise PricerError(f"{folder}: its weights do not fit this run's settings "
+                          f"({str(e).splitlines()[-1].strip()[:160]})") from None
+    if loaded.unexpected_keys:  # other layers or target modules
+        raise PricerError(f"{folder}: {len(loaded.unexpected_keys)} of its adapter's tensors have "
+                          "no place in this run (other target_modules or lora_layers?)")

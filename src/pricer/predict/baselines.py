@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pricer.data.prompts import description
 from pricer.errors import PricerError, reading, writing
-from pricer.predict.base import Predictor
+from pricer.predict.base import Predictor, texts_of
 
 KINDS = ("features-lr", "bow-lr", "embed-lr", "embed-svr", "embed-rf")
 FORMAT = "pricer-baseline/1"
@@ -171,10 +170,14 @@ class Baseline(Predictor):
     """A scikit-learn Pipeline over the description (features, words or embedding)."""
 
     needs_fit = True
+    can_save = True
     batch_size = 256
 
     def __init__(self, kind: str, seed: int = 42, balance_prices: bool = False,
-                 prices_like: list[float] | None = None):
+                 prices_like: list[float] | Path | None = None):
+        from pricer.predict.fit import prices_from
+
+        prices_like = prices_from(prices_like)
         self.pipeline = pipeline(kind, seed)
         self.kind, self.seed, self.balance_prices = kind, seed, balance_prices
         self.prices_like = [float(p) for p in prices_like] if prices_like else None
@@ -183,12 +186,12 @@ class Baseline(Predictor):
         self.name = weighted_name(kind, balance_prices, prices_like)
         self.train_size = 0
 
-    def fit(self, prompts, prices, progress=None) -> "Baseline":
-        """Learn from priced train prompts (or bare descriptions); prices <= 0 or None are left out."""
-        pairs = [(p, v) for p, v in zip(prompts, prices) if v is not None and v > 0]
+    def fit(self, items, prices, progress=None) -> "Baseline":
+        """Learn from priced train items; prices <= 0 or None are left out."""
+        pairs = [(t, v) for t, v in zip(texts_of(items), prices) if v is not None and v > 0]
         if len(pairs) < 2:
             raise PricerError(f"{self.kind}: needs at least 2 priced train items, got {len(pairs)}")
-        texts = [description(p) for p, _ in pairs]
+        texts = [t for t, _ in pairs]
         if self.kind.startswith("embed"):
             embed(texts, progress)  # the slow part, with progress; the pipeline then reuses it
         y = np.array([v for _, v in pairs], dtype=float)
@@ -210,14 +213,14 @@ class Baseline(Predictor):
                 "balance_prices": self.balance_prices,
                 "prices_like_items": len(self.prices_like or [])}
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
+    def predict(self, items) -> list[float | None]:
         if self.needs_fit:
             raise PricerError(f"{self.kind}: not fitted (fit it on a train split or load a saved one)")
-        if not prompts:
+        if not items:
             return []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            guesses = self.pipeline.predict([description(p) for p in prompts])
+            guesses = self.pipeline.predict(texts_of(items))
         return [max(float(v), 0.0) for v in guesses]
 
     def save(self, path: str | Path) -> Path:
@@ -267,3 +270,15 @@ def load_baseline(path: str | Path) -> Baseline:
     baseline.pipeline, baseline.train_size = saved["pipeline"], int(saved["train_size"])
     baseline.needs_fit = False
     return baseline
+
+
+def load_saved(path: Path | None = None) -> Predictor:
+    """`--predictor baseline`: a baseline saved by `pricer baselines` (.skops) or a saved dnn
+    (.safetensors)."""
+    if path is None:
+        raise PricerError("baseline: give the saved baseline with --path FILE (or --opt path=FILE)")
+    if Path(path).suffix == ".safetensors":
+        from pricer.predict.dnn import load_dnn
+
+        return load_dnn(path)
+    return load_baseline(path)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pricer.data.prompts import description
 from pricer.errors import PricerError, reading, writing
-from pricer.predict.base import Predictor
+from pricer.predict.base import Predictor, texts_of
 
 FORMAT = "pricer-dnn/1"
 
@@ -64,12 +63,16 @@ class DnnPredictor(Predictor):
 
     name = "dnn"
     needs_fit = True
+    can_save = True
     batch_size = 512
 
     def __init__(self, blocks: int = 4, width: int = 512, features: int = 5000,
                  epochs: int = 20, patience: int = 3, lr: float = 1e-3, train_batch: int = 128,
                  dropout: float = 0.2, val_fraction: float = 0.1, seed: int = 42,
-                 balance_prices: bool = False, prices_like: list[float] | None = None):
+                 balance_prices: bool = False, prices_like: list[float] | Path | None = None):
+        from pricer.predict.fit import prices_from
+
+        prices_like = prices_from(prices_like)
         checks = [(blocks >= 0, "blocks must be 0 or more"), (width >= 1, "width must be >= 1"),
                   (features >= 1, "features must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                   (patience >= 1, "patience must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -89,21 +92,21 @@ class DnnPredictor(Predictor):
 
         self.name = weighted_name("dnn", balance_prices, prices_like)
         self.model = None
-        self.scale = (0.0, 1.0)  # mean and sd of log(1 + price) on the train prompts
+        self.scale = (0.0, 1.0)  # mean and sd of log(1 + price) on the train items
         self.history: list[dict] = []  # per epoch: train and validation loss
         self.train_size = 0
 
-    def _inputs(self, prompts):
+    def _inputs(self, texts: list[str]):
         import torch
 
-        matrix = vectorizer(self.config["features"]).transform([description(p) for p in prompts])
+        matrix = vectorizer(self.config["features"]).transform(texts)
         return torch.from_numpy(matrix.toarray().astype(np.float32))
 
-    def fit(self, prompts, prices, progress=None) -> "DnnPredictor":
-        """Train on priced prompts (prices <= 0 or None left out); `progress(epoch, epochs)`."""
+    def fit(self, items, prices, progress=None) -> "DnnPredictor":
+        """Train on priced items (prices <= 0 or None left out); `progress(epoch, epochs)`."""
         import torch
 
-        pairs = [(p, float(v)) for p, v in zip(prompts, prices) if v is not None and v > 0]
+        pairs = [(t, float(v)) for t, v in zip(texts_of(items), prices) if v is not None and v > 0]
         if len(pairs) < 10:
             raise PricerError(f"dnn: needs at least 10 priced train items, got {len(pairs)}")
         c = self.config
@@ -164,15 +167,15 @@ class DnnPredictor(Predictor):
         return {**shown, "prices_like_items": len(self.config["prices_like"] or []),
                 "train_size": self.train_size, "epochs_run": len(self.history)}
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
+    def predict(self, items) -> list[float | None]:
         import torch
 
         if self.model is None:
             raise PricerError("dnn: not fitted (fit it on a train split or load a saved one)")
-        if not prompts:
+        if not items:
             return []
         with torch.no_grad():
-            out = self.model(self._inputs(prompts)).squeeze(-1).double().numpy()
+            out = self.model(self._inputs(texts_of(items))).squeeze(-1).double().numpy()
         mean, sd = self.scale
         return [max(float(np.expm1(v * sd + mean)), 0.0) for v in out]
 

@@ -54,6 +54,7 @@ class EnsemblePredictor(Predictor):
     """exp(intercept + sum of weight * log(1 + member guess)) - 1 over fitted member predictors."""
 
     name = "ensemble"
+    can_save = True
 
     def __init__(self, members: list[dict], predictors: list[Predictor], weights: list[float],
                  intercept: float, path: str | None = None):
@@ -61,24 +62,20 @@ class EnsemblePredictor(Predictor):
         self.weights, self.intercept, self.path = list(weights), float(intercept), path
         self.batch_size = min([p.batch_size for p in predictors] or [64])
 
-    def prepare(self, items) -> None:
-        for p in self.predictors:
-            p.prepare(items)
-
     def settings(self) -> dict:
         return {"path": self.path, "intercept": round(self.intercept, 6),
                 "members": [f"{m['predictor']}={w:.4f}" for m, w in zip(self.members, self.weights)]}
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        if not prompts:
+    def predict(self, items) -> list[float | None]:
+        if not items:
             return []
-        blend = np.full(len(prompts), self.intercept)
+        blend = np.full(len(items), self.intercept)
         for predictor, weight in zip(self.predictors, self.weights):
             if weight > 0:  # a member with weight 0 is not asked at all
-                blend += weight * _logs(predictor.predict(prompts))
+                blend += weight * _logs(predictor.predict(items))
         return [max(float(np.expm1(v)), 0.0) for v in blend]
 
-    def predict_details(self, prompts: list[str]) -> list[dict]:
+    def predict_details(self, items) -> list[dict]:
         """The blend as `price` (= p50), and p10/p90 from how much the members disagree.
 
         Member i's view is the blend as if every member guessed what member i guesses:
@@ -87,13 +84,13 @@ class EnsemblePredictor(Predictor):
         p10/p90 = blend -/+ 1.2816 s on log(1 + price) (a normal spread of the views). This is
         the members' disagreement, not a calibrated interval: one member with a weight gives
         p10 = p50 = p90 (docs/deals.md measures how often truths fall inside)."""
-        if not prompts:
+        if not items:
             return []
         active = [(p, w) for p, w in zip(self.predictors, self.weights) if w > 0]
-        blend = np.full(len(prompts), self.intercept)
-        spread = np.zeros(len(prompts))
+        blend = np.full(len(items), self.intercept)
+        spread = np.zeros(len(items))
         if active:
-            logs = np.array([_logs(p.predict(prompts)) for p, _ in active])  # members x prompts
+            logs = np.array([_logs(p.predict(items)) for p, _ in active])  # members x items
             weights = np.array([w for _, w in active])
             for row, weight in zip(logs, weights):  # the same sum as `predict`
                 blend += weight * row
@@ -116,10 +113,12 @@ class EnsemblePredictor(Predictor):
         return path
 
 
-def load_ensemble(path: str | Path) -> EnsemblePredictor:
+def load_ensemble(path: Path | None = None) -> EnsemblePredictor:
     """An ensemble saved by `pricer ensemble`: its members are made again from the registry."""
     from pricer.predict.registry import make_predictor
 
+    if path is None:
+        raise PricerError("ensemble: give the weights file of pricer ensemble with --path FILE (or --opt path=FILE)")
     path = Path(path)
     if not path.is_file():
         raise PricerError(f"{path}: no such ensemble file")
@@ -166,8 +165,8 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
     save the ensemble as JSON at `out`. `progress(member, stage)` reports each step.
     Returns (the ensemble, a report: per member its validation error and RMSLE, and the blend's)."""
     from pricer.data.store import price_bounds
-    from pricer.evaluate.baselines import fit_predictor, train_split
-    from pricer.evaluate.metrics import score, summarise
+    from pricer.predict.fit import fit_predictor, train_split
+    from pricer.predict.metrics import score, summarise
     from pricer.predict.registry import make_predictor, option_types
 
     if len(specs) < 1:
@@ -175,8 +174,8 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
     report = progress or (lambda *args: None)
     bounds = bounds or price_bounds()
     fit_items, val_items = carve(train_items, val_size, seed)
-    val_prompts, val_prices, _ = train_split(val_items, bounds)
-    if not val_prompts:
+    val_kept, val_prices, _ = train_split(val_items, bounds)
+    if not val_kept:
         raise PricerError("the validation slice has no item with a price within the bounds")
     out = Path(out)
     folder = out.with_name(f"{out.stem}-members")
@@ -187,7 +186,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         if predictor.needs_fit:
             report(spec["predictor"], "fitting")
             fit_predictor(predictor, fit_items, bounds)
-            if hasattr(predictor, "save"):  # learnt weights: saved, then loaded as a baseline
+            if predictor.can_save:  # learnt weights: saved, then loaded as a baseline
                 suffix = ".safetensors" if spec["predictor"] == "dnn" else ".skops"
                 saved = predictor.save(folder / f"{number}-{spec['predictor']}{suffix}")
                 member = {"predictor": "baseline", "fitted": spec["predictor"],  # path: from out
@@ -198,7 +197,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         report(spec["predictor"], "predicting")
         predictors.append(predictor)
         members.append(member)
-        guesses.append(predictor.predict(val_prompts))
+        guesses.append(predictor.predict(val_kept))
     # balance_prices: every price band of the slice counts the same; prices_like: the slice
     # weighs like a sample with these prices (a prior shift); else every item counts once
     from pricer.data.balance import item_weights
@@ -206,7 +205,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
     row_weights = item_weights(val_prices, balance_prices, prices_like)
     weights, intercept = fit_weights(guesses, val_prices, row_weights)
     ensemble = EnsemblePredictor(members, predictors, weights, intercept)
-    blend = ensemble.predict(val_prompts)
+    blend = ensemble.predict(val_kept)
 
     def summary(values, name=None):
         scores = [score(v, t) for v, t in zip(values, val_prices)]
@@ -218,7 +217,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
                       "weighted_rmsle": float(math.sqrt(np.dot(w, [x.sle for x in scores])))}
         return found
 
-    found = {"validation": {"items": len(val_prompts), "seed": seed, "val_size": val_size,
+    found = {"validation": {"items": len(val_kept), "seed": seed, "val_size": val_size,
                             "fit_items": len(fit_items), "balance_prices": balance_prices,
                             "prices_like_items": len(prices_like or []),
                             "members": [summary(g, p.name) for g, p in zip(guesses, predictors)],

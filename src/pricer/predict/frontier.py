@@ -14,9 +14,9 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pricer.data.prompts import PRICE_PREFIX, as_test_prompt
+from pricer.data.prompts import PRICE_PREFIX, description, test_prompt
 from pricer.errors import PricerError
-from pricer.predict.base import Predictor
+from pricer.predict.base import Predictor, texts_of
 from pricer.predict.extract import extract_price
 
 SYSTEM = "You estimate prices of items. Reply only with the price, no explanation"
@@ -26,9 +26,9 @@ NO_KEY = "no-key"  # the SDK insists on a key; local servers (vLLM, Ollama) igno
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
-def messages_for(prompt: str) -> list[dict]:
-    """The reference's `messages_for(item)`."""
-    user = as_test_prompt(prompt).replace(" to the nearest dollar", "").replace(
+def messages_for(text: str) -> list[dict]:
+    """The reference's `messages_for(item)`, of an item's description (or a prompt)."""
+    user = test_prompt(description(text)).replace(" to the nearest dollar", "").replace(
         f"\n\n{PRICE_PREFIX}", "")
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": user},
@@ -42,6 +42,15 @@ class FrontierPredictor(Predictor):
 
     name = "frontier"
     batch_size = 16
+
+    @classmethod
+    def create(cls, api_model: str | None = None, model: str | None = None,
+               base_url: str | None = None, api_key: str | None = None, seed: int = 42,
+               max_tokens: int = 5, timeout: float = 60.0, max_retries: int = 5, workers: int = 4):
+        """The registry's constructor: the API's model name is `api_model` (or `model`)."""
+        return cls(api_model or model, base_url=base_url, api_key=api_key, seed=seed,
+                   max_tokens=max_tokens, timeout=timeout, max_retries=max_retries,
+                   workers=workers)
 
     def __init__(self, model: str | None, base_url: str | None = None, api_key: str | None = None,
                  seed: int = 42, max_tokens: int = 5, timeout: float = 60.0, max_retries: int = 5,
@@ -92,9 +101,9 @@ class FrontierPredictor(Predictor):
                     raise
         return self.client.chat.completions.create(**request)
 
-    def conversations(self, prompts: list[str]) -> list[list[dict]]:
-        """The chat messages sent for each prompt (`frontier-rag` adds similar items)."""
-        return [messages_for(p) for p in prompts]
+    def conversations(self, items) -> list[list[dict]]:
+        """The chat messages sent for each item (`frontier-rag` adds similar items)."""
+        return [messages_for(t) for t in texts_of(items)]
 
     def ask(self, messages: list[dict]) -> float | None:
         """One chat request; the price read from the reply."""
@@ -132,5 +141,5 @@ class FrontierPredictor(Predictor):
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(self.ask, conversations))
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        return self.ask_all(self.conversations(prompts))
+    def predict(self, items) -> list[float | None]:
+        return self.ask_all(self.conversations(items))

@@ -20,7 +20,7 @@ prompts so that an answer never depends on the prompt before it. Where llama-cpp
 installed, or llama.cpp cannot load the file, the predictor fails with one line.
 
     p = make_predictor("gguf", path="exports/x/gguf/pricer-q4_k_m.gguf", threads=2)
-    p.predict(prompts)
+    p.predict(items)
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-from pricer.data.prompts import DEFAULT_FORMAT, PRICE_PREFIX, format_prompts
+from pricer.data.prompts import DEFAULT_FORMAT, PRICE_PREFIX
 from pricer.data.prompts import prompt_format as named_format
 from pricer.errors import PricerError
 from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
-from pricer.predict.llm import CHARS_PER_TOKEN, NUMBER_CHARS
+from pricer.predict.llm import NUMBER_CHARS
+from pricer.predict.prompting import encode, prompts_for
 
 INSTALL = "pip install 'pricer[gguf]'"
 
@@ -114,9 +115,11 @@ class GGUFPredictor(Predictor):
     name = "gguf"
     batch_size = 16  # prompts per predict call the harness makes (decoded one by one)
 
-    def __init__(self, path: Path, threads: int | None = None, context: int = 2048,
+    def __init__(self, path: Path | None = None, threads: int | None = None, context: int = 2048,
                  max_new_tokens: int | None = None, prompt_format: str = DEFAULT_FORMAT,
                  name: str | None = None):
+        if path is None:
+            raise PricerError("gguf: give the GGUF file with --path FILE.gguf (or --opt path=FILE.gguf)")
         if context < 64:
             raise PricerError(f"gguf: context must be at least 64 tokens, got {context}")
         if threads is not None and threads < 1:
@@ -143,21 +146,10 @@ class GGUFPredictor(Predictor):
                 "context": self.context, "threads": self.llm.n_threads,
                 "threads_batch": self.llm.n_threads_batch}
 
-    def encode(self, prompts: list[str]) -> tuple[list[list[int]], list[bool]]:
-        """Token ids per prompt, as greedy's `_encode`: a prompt over the context keeps its head
-        and its "...Price is $" tail (the text cut to CHARS_PER_TOKEN characters per token of
-        context first); and whether it was cut."""
-        limit = self.context - self.max_new_tokens
-        suffix = "\n\n" + PRICE_PREFIX
-        chars = limit * CHARS_PER_TOKEN
-        prompts = format_prompts(list(prompts), self.prompt_format, self.tokenizer)
-        cut_text = [len(p) > chars + len(suffix) for p in prompts]
-        prompts = [p[:chars] + p[-len(suffix):] if cut else p for p, cut in zip(prompts, cut_text)]
-        ids = self.tokenizer(prompts)["input_ids"]
-        tail = len(self.tokenizer.encode(suffix, add_special_tokens=False)) + 1
-        truncated = [cut or len(x) > limit for x, cut in zip(ids, cut_text)]
-        ids = [x[: limit - tail] + x[-tail:] if len(x) > limit else x for x in ids]
-        return ids, truncated
+    def encode(self, items) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per item, and whether each was cut (pricer.predict.prompting, as greedy)."""
+        return encode(self.tokenizer, prompts_for(items, self.prompt_format, self.tokenizer),
+                      self.context - self.max_new_tokens)
 
     def _kind(self, token: int) -> tuple[bool, bool, bool, bool]:
         """(stop, has_digit, pure_number, ends_number) of a token: greedy's tables (llm.py)."""
@@ -184,13 +176,13 @@ class GGUFPredictor(Predictor):
         return generated
 
     # ---- the contract ----
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        return [d["price"] for d in self.predict_details(prompts)]
+    def predict(self, items) -> list[float | None]:
+        return [d["price"] for d in self.predict_details(items)]
 
-    def predict_details(self, prompts: list[str], progress=None) -> list[dict]:
-        """One dict per prompt: `price` (None when no number, with `reason`), the generated
+    def predict_details(self, items, progress=None) -> list[dict]:
+        """One dict per item: `price` (None when no number, with `reason`), the generated
         `text`, `truncated`. `progress(n)` is called after each item."""
-        ids, truncated = self.encode(prompts)
+        ids, truncated = self.encode(items)
         results = []
         for row, cut in zip(ids, truncated):
             text = self.tokenizer.decode(self._greedy(row))

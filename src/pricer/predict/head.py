@@ -3,14 +3,14 @@
 One forward pass of the decoder (the first `num_layers` layers it was trained with, the LoRA
 adapter merged in) per batch, the MLP head on the last token's hidden states, exp of the
 predicted log price. No generation and no vocabulary projection: the cost of a prediction is
-the cost of reading the prompt. Prompts are sorted by length and batched with right padding.
+the cost of reading the prompt. Items are sorted by length and batched with right padding.
 """
 
 from __future__ import annotations
 
 import torch
 
-from pricer.predict.base import Predictor
+from pricer.predict.base import Predictor, texts_of
 
 
 class HeadPredictor(Predictor):
@@ -29,11 +29,11 @@ class HeadPredictor(Predictor):
                 "max_length": c.max_length, "prompt_format": c.prompt_format}
 
     @torch.inference_mode()
-    def predict(self, prompts: list[str]) -> list[float | None]:
+    def predict(self, items) -> list[float | None]:
         from pricer.models.head import pad_right, prompt_ids
 
         c = self.head.config
-        ids = [prompt_ids(self.tokenizer, p, c.max_length, c.prompt_format)[0] for p in prompts]
+        ids = [prompt_ids(self.tokenizer, t, c.max_length, c.prompt_format)[0] for t in texts_of(items)]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         prices: list[float | None] = [None] * len(ids)
         device = next(self.model.parameters()).device

@@ -26,14 +26,14 @@ import math
 import re
 from dataclasses import dataclass
 
-from pricer.data.prompts import DEFAULT_FORMAT, PRICE_PREFIX, format_prompts
+from pricer.data.prompts import DEFAULT_FORMAT, PRICE_PREFIX
 from pricer.data.prompts import prompt_format as named_format
 from pricer.errors import PricerError
 from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
+from pricer.predict.prompting import encode, prompt_limit, prompts_for
 
 METHODS = ("greedy", "topk", "expected")
-CHARS_PER_TOKEN = 8  # a prompt is cut to this many characters per token of context before tokenising
 NUMBER_CHARS = set("0123456789.,$")  # characters that keep a number going under the regex rules
 
 
@@ -101,7 +101,7 @@ class LLMPredictor(Predictor):
                  max_new_tokens: int | None = None, top_k: int = 3, branches: int = 8,
                  max_int_digits: int = 5, max_decimals: int = 0, min_prob: float = 1e-4,
                  prompt_format: str = DEFAULT_FORMAT, name: str | None = None,
-                 info: dict | None = None):
+                 info: dict | None = None, max_length: int | None = None):
         import torch
 
         if method not in METHODS:
@@ -127,7 +127,9 @@ class LLMPredictor(Predictor):
         config = getattr(model, "config", None)
         self.tables = token_tables(tokenizer, self.device, getattr(config, "vocab_size", 0) or 0)
         limit = getattr(config, "max_position_embeddings", None) or 4096
-        self.max_prompt_tokens = limit - (max_int_digits + max_decimals + 2 + self.max_new_tokens)
+        self.max_prompt_tokens = prompt_limit(
+            limit - (max_int_digits + max_decimals + 2 + self.max_new_tokens),
+            {"max_length": max_length})  # the run's max_length: what it was trained on
         self._torch = torch
 
     def settings(self) -> dict:
@@ -141,25 +143,18 @@ class LLMPredictor(Predictor):
                          "max_decimals": self.max_decimals, "min_prob": self.min_prob}
 
     # ---- the contract ----
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        return [d["price"] for d in self.predict_details(prompts)]
+    def predict(self, items) -> list[float | None]:
+        return [d["price"] for d in self.predict_details(items)]
 
-    def predict_with_spread(self, prompts: list[str]) -> list[dict]:
-        """`expected` only: per item price (mean), p10, p50, p90 and the covered mass."""
-        if self.method != "expected":
-            raise PricerError("a spread needs the expected predictor")
-        return self.predict_details(prompts)
-
-    def predict_details(self, prompts: list[str], progress=None) -> list[dict]:
-        """One dict per prompt: `price` (None when no number), `reason` when None, `truncated`,
+    def predict_details(self, items, progress=None) -> list[dict]:
+        """One dict per item: `price` (None when no number), `reason` when None, `truncated`,
         the generated `text` (greedy) or `p10`/`p50`/`p90`/`mass` (expected).
         `progress(n)` is called after each batch with the number of items it finished."""
         torch = self._torch
         run = {"greedy": self._greedy, "topk": self._topk, "expected": self._expected}[self.method]
-        prompts = self.formatted(prompts)
-        ids, truncated = self._encode(prompts)
-        results: list[dict | None] = [None] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # longest first: OOM early
+        ids, truncated = self.encode(items)
+        results: list[dict | None] = [None] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM early
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
@@ -170,27 +165,13 @@ class LLMPredictor(Predictor):
                     progress(len(batch))
         return results
 
-    def formatted(self, prompts: list[str]) -> list[str]:
-        """The prompts as the model was trained to read them (its prompt format; a 2024 test
-        prompt is unchanged in the 2024 format)."""
-        return format_prompts(list(prompts), self.prompt_format, self.tokenizer)
+    def formatted(self, items) -> list[str]:
+        """The prompts the model reads for `items` (its prompt format)."""
+        return prompts_for(items, self.prompt_format, self.tokenizer)
 
-    # ---- batching ----
-    def _encode(self, prompts):
-        """Token ids per prompt; a prompt over the model's limit keeps its head and its
-        "...Price is $" tail, so the model is still asked for the price. The text is cut to
-        CHARS_PER_TOKEN characters per token of context first, so a huge description costs no
-        more than the context (the tokenizer never sees megabytes)."""
-        limit = self.max_prompt_tokens
-        suffix = "\n\n" + PRICE_PREFIX
-        chars = limit * CHARS_PER_TOKEN
-        cut_text = [len(p) > chars + len(suffix) for p in prompts]
-        prompts = [p[:chars] + p[-len(suffix):] if cut else p for p, cut in zip(prompts, cut_text)]
-        ids = self.tokenizer(list(prompts))["input_ids"]
-        tail = len(self.tokenizer(suffix, add_special_tokens=False)["input_ids"]) + 1
-        truncated = [cut or len(x) > limit for x, cut in zip(ids, cut_text)]
-        ids = [x[: limit - tail] + x[-tail:] if len(x) > limit else x for x in ids]
-        return ids, truncated
+    def encode(self, items) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per item, and whether each was cut (pricer.predict.prompting)."""
+        return encode(self.tokenizer, self.formatted(items), self.max_prompt_tokens)
 
     def _pad(self, rows):
         torch = self._torch
@@ -394,10 +375,17 @@ def quiet_8bit() -> None:
         log.addFilter(_Quiet8bit())
 
 
+METHOD_OPTIONS = {"greedy": ("max_new_tokens",), "topk": ("top_k",),
+                  "expected": ("branches", "max_int_digits", "max_decimals", "min_prob")}
+
+
 def load_llm_predictor(method: str, model: str = "default", adapter: str | None = None,
                        precision: str = "auto", device: str | None = None, batch_size: int = 16,
                        merge: bool = False, quantize: str | None = None,
-                       prompt_format: str | None = None, **options) -> LLMPredictor:
+                       prompt_format: str | None = None, max_new_tokens: int | None = None,
+                       top_k: int | None = None, branches: int | None = None,
+                       max_int_digits: int | None = None, max_decimals: int | None = None,
+                       min_prob: float | None = None, name: str | None = None) -> LLMPredictor:
     """A batched LLM predictor (`greedy`, `topk` or `expected`) on `model` (+ LoRA `adapter`).
 
     precision: as `pricer.models.precision.resolve_precision(..., "inference")` settles it
@@ -406,22 +394,31 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     quantize="int8": dynamic int8 quantisation of the decoder's Linear layers (CPU, fp32 model).
     Measured: faster than fp32, but it wrecks SmolLM2-135M's answers (docs/predict.md); off.
     prompt_format: the prompt format to send ("2024", "2025"); None: the adapter's own (its run's
-    train_config.yaml, `pricer.data.prompts.adapter_prompt_format`), "2024" without an adapter.
-    Other options go to `LLMPredictor` (max_new_tokens, top_k, branches, max_int_digits...)."""
+    settings, `pricer.models.run.Run.prompt_format`), "2024" without one.
+    The method's own options (METHOD_OPTIONS) go to `LLMPredictor`; another method's is refused."""
     import torch
 
-    from pricer.data.prompts import adapter_prompt_format
-    from pricer.models.head import refuse_head_run
     from pricer.models.load import load_model, resolve_adapter
+    from pricer.models.run import Run
     from pricer.models.precision import resolve_precision
 
     if method not in METHODS:
         raise PricerError(f"unknown LLM method '{method}' (choose from {', '.join(METHODS)})")
+    options = {k: v for k, v in dict(max_new_tokens=max_new_tokens, top_k=top_k,
+                                     branches=branches, max_int_digits=max_int_digits,
+                                     max_decimals=max_decimals, min_prob=min_prob).items()
+               if v is not None}
+    wrong = [k for k in options if k not in METHOD_OPTIONS[method]]
+    if wrong:
+        owner = next(m for m, keys in METHOD_OPTIONS.items() if wrong[0] in keys)
+        raise PricerError(f"{method}: option {wrong[0]} is for {owner} (options of {method}: "
+                          f"{', '.join(METHOD_OPTIONS[method])})")
     folder = resolve_adapter(adapter) if adapter else None  # before the model loads: fails fast
     if folder is not None:
-        refuse_head_run(folder, method)
+        Run(folder).refuse_head(method)
+    trained = Run(folder).config() if folder else {}  # how the run was trained
     if prompt_format is None:
-        prompt_format = adapter_prompt_format(folder) if folder else DEFAULT_FORMAT
+        prompt_format = trained.get("prompt_format") or DEFAULT_FORMAT
     prompt_format = named_format(prompt_format).name
     resolved = resolve_precision(precision, device, "inference")
     device, precision = resolved.device, resolved.name
@@ -448,5 +445,5 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     info = {"model": model, "adapter": adapter, "precision": precision, "device": device,
             "merged": bool(adapter and merge), "quantize": quantize}
     return LLMPredictor(loaded, tokenizer, method=method, batch_size=batch_size,
-                        prompt_format=prompt_format,
-                        name=options.pop("name", None) or f"{method}", info=info, **options)
+                        prompt_format=prompt_format, max_length=trained.get("max_length"),
+                        name=name or method, info=info, **options)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pricer.data.prompts import description, test_prompt
 from pricer.errors import PricerError, reading, writing
+from pricer.predict.base import texts_of
 
 FORMAT = "pricer-neighbours/1"
 ENCODER = "all-MiniLM-L6-v2"
@@ -34,7 +34,7 @@ class Neighbours:
         from pricer.predict.baselines import embed
 
         self.items = list(items)
-        self.texts = [description(i.prompt) for i in self.items]  # as the baselines embed them
+        self.texts = [i.text for i in self.items]  # as the baselines embed them
         self.vectors = _unit(embed(self.texts, progress=progress) if vectors is None else vectors)
         self._same: dict[str, list[int]] = {}  # description -> the rows holding exactly it
         for row, text in enumerate(self.texts):
@@ -43,8 +43,8 @@ class Neighbours:
     def __len__(self) -> int:
         return len(self.items)
 
-    def nearest(self, texts: list[str], k: int = 5) -> list[list[tuple[int, float]]]:
-        """Per text, up to `k` (row, cosine similarity) pairs, most similar first; rows whose
+    def nearest(self, texts, k: int = 5) -> list[list[tuple[int, float]]]:
+        """Per text (or item), up to `k` (row, cosine similarity) pairs, most similar first; rows whose
         description is exactly the text's are left out."""
         from pricer.predict.baselines import embed
 
@@ -52,7 +52,7 @@ class Neighbours:
             raise PricerError(f"k must be at least 1, got {k}")
         if not self.items or not texts:
             return [[] for _ in texts]
-        queries = [description(t) for t in texts]
+        queries = texts_of(texts)
         scores = _unit(embed(queries)) @ self.vectors.T
         found = []
         for query, row in zip(queries, scores):
@@ -106,7 +106,7 @@ def load_neighbours(folder: str | Path) -> Neighbours:
         raise PricerError(f"{folder / VECTORS}: expected {len(rows)} rows of finite float "
                           f"vectors (one per item of {ITEMS}), got {vectors.dtype} {vectors.shape}")
     try:
-        items = [Item(str(r["id"]), test_prompt(r["text"]), float(r["price"]), r.get("category"))
+        items = [Item(str(r["id"]), r["text"], float(r["price"]), r.get("category"))
                  for r in rows]
     except (KeyError, TypeError, ValueError) as e:
         raise PricerError(f"{folder / ITEMS}: an item lacks its id, text or price ({e})") from None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 from pricer.predict.frontier import FrontierPredictor, messages_for
+from pricer.predict.base import texts_of
 from pricer.predict.neighbours import Neighbours, load_neighbours
 
 CONTEXT = ("To provide some context, here are some other items that might be similar to the "
@@ -28,10 +29,10 @@ CONTEXT = ("To provide some context, here are some other items that might be sim
 QUESTION_INTRO = "And now the question for you:"
 
 
-def rag_messages(prompt: str, similar: list[tuple[str, float]]) -> list[dict]:
-    """The reference's week-8 messages: the frontier messages of `prompt`, its user message
-    preceded by the (description, price) pairs of `similar`."""
-    system, user, prefill = messages_for(prompt)
+def rag_messages(text: str, similar: list[tuple[str, float]]) -> list[dict]:
+    """The reference's week-8 messages: the frontier messages of an item's `text`, its user
+    message preceded by the (description, price) pairs of `similar`."""
+    system, user, prefill = messages_for(text)
     if not similar:
         return [system, user, prefill]
     context = "".join(f"Potentially related product:\n{text.strip()}\nPrice is ${price:.2f}\n\n"
@@ -46,6 +47,16 @@ class RagPredictor(FrontierPredictor):
     name = "frontier-rag"
     needs_fit = True
 
+    @classmethod
+    def create(cls, api_model: str | None = None, model: str | None = None, k: int = 5,
+               path: Path | None = None, base_url: str | None = None, api_key: str | None = None,
+               seed: int = 42, max_tokens: int = 5, timeout: float = 60.0, max_retries: int = 5,
+               workers: int = 4):
+        """The registry's constructor (as FrontierPredictor's, with `k` and the index `path`)."""
+        return cls(api_model or model, k=k, path=path, base_url=base_url, api_key=api_key,
+                   seed=seed, max_tokens=max_tokens, timeout=timeout, max_retries=max_retries,
+                   workers=workers)
+
     def __init__(self, model: str | None, k: int = 5, path: str | Path | None = None, **frontier):
         if k < 1:
             raise PricerError(f"frontier-rag: k must be at least 1, got {k}")
@@ -56,12 +67,12 @@ class RagPredictor(FrontierPredictor):
             self.neighbours = load_neighbours(self.path)
             self.needs_fit = False
 
-    def fit(self, prompts, prices, progress=None) -> RagPredictor:
-        """Index the priced train prompts (embedding them is the slow part: minutes for 14k on
+    def fit(self, items, prices, progress=None) -> RagPredictor:
+        """Index the priced train items (embedding them is the slow part: minutes for 14k on
         2 cores, cached on disk); saved to `path` when one was given."""
         from pricer.data.items import Item
 
-        items = [Item(f"train-{n}", p, float(v)) for n, (p, v) in enumerate(zip(prompts, prices))
+        items = [Item(f"train-{n}", t, float(v)) for n, (t, v) in enumerate(zip(texts_of(items), prices))
                  if v is not None and v > 0]
         if not items:
             raise PricerError("frontier-rag: no priced train item to index")
@@ -82,8 +93,8 @@ class RagPredictor(FrontierPredictor):
                 "index_size": len(self.neighbours) if self.neighbours is not None else 0,
                 "path": str(self.path) if self.path else None, "context": CONTEXT}
 
-    def similar(self, prompts: list[str]) -> list[list[dict]]:
-        """Per prompt, the `k` similar train items shown to the model:
+    def similar(self, items) -> list[list[dict]]:
+        """Per item, the `k` similar train items shown to the model:
         {"id", "title", "price", "similarity", "text"}, most similar first."""
         if self.neighbours is None:
             raise PricerError("frontier-rag: no index of similar items (fit it on a train split, "
@@ -91,17 +102,20 @@ class RagPredictor(FrontierPredictor):
         index = self.neighbours
         return [[{"id": index.items[j].id, "title": index.texts[j].split("\n")[0],
                   "price": index.items[j].price, "similarity": score, "text": index.texts[j]}
-                 for j, score in pairs] for pairs in index.nearest(prompts, self.k)]
+                 for j, score in pairs] for pairs in index.nearest(items, self.k)]
 
-    def conversations(self, prompts: list[str], found: list[list[dict]] | None = None) -> list[list[dict]]:
-        found = self.similar(prompts) if found is None else found
-        return [rag_messages(p, [(s["text"], s["price"]) for s in similar])
-                for p, similar in zip(prompts, found)]
+    def conversations(self, items, found: list[list[dict]] | None = None) -> list[list[dict]]:
+        found = self.similar(items) if found is None else found
+        return [rag_messages(t, [(s["text"], s["price"]) for s in similar])
+                for t, similar in zip(texts_of(items), found)]
 
-    def predict_details(self, prompts: list[str]) -> list[dict]:
+    def predict(self, items) -> list[float | None]:
+        return [d["price"] for d in self.predict_details(items)]
+
+    def predict_details(self, items) -> list[dict]:
         """Each price with the similar items its request showed ("neighbours", without text)."""
-        found = self.similar(prompts)
-        prices = self.ask_all(self.conversations(prompts, found))
+        found = self.similar(items)
+        prices = self.ask_all(self.conversations(items, found))
         return [{"price": price, **({} if price is not None else {"reason": "no price"}),
                  "neighbours": [{k: v for k, v in s.items() if k != "text"} for s in similar]}
                 for price, similar in zip(prices, found)]

@@ -10,6 +10,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from pricer.data.items import as_items
 from pricer.errors import PricerError, reading
 from pricer.predict.base import Predictor
 
@@ -25,7 +26,7 @@ class ConstantPredictor(Predictor):
         self.value = None if value is None else float(value)
         self.needs_fit = self.value is None  # without a value, it learns the train mean
 
-    def fit(self, prompts, prices, progress=None) -> "ConstantPredictor":
+    def fit(self, items, prices, progress=None) -> "ConstantPredictor":
         prices = [p for p in prices if p is not None]
         if not prices:
             raise PricerError("constant: the train split has no prices to average")
@@ -36,10 +37,10 @@ class ConstantPredictor(Predictor):
     def settings(self) -> dict:
         return {"value": self.value}
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
+    def predict(self, items) -> list[float | None]:
         if self.value is None:
-            raise PricerError("constant: give --value V or a train split (--train) to take its mean")
-        return [self.value] * len(prompts)
+            raise PricerError("constant: give --opt value=V or a train split (--train) to take its mean")
+        return [self.value] * len(items)
 
 
 class RandomPredictor(Predictor):
@@ -58,8 +59,8 @@ class RandomPredictor(Predictor):
     def settings(self) -> dict:
         return {"seed": self.seed}
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        return [float(self.rng.randrange(1, 1000)) for _ in prompts]
+    def predict(self, items) -> list[float | None]:
+        return [float(self.rng.randrange(1, 1000)) for _ in items]
 
 
 def read_guesses(path: str | Path) -> dict[str, float | None]:
@@ -89,25 +90,28 @@ def read_guesses(path: str | Path) -> dict[str, float | None]:
 class GuessesPredictor(Predictor):
     """Guesses made elsewhere (a person, another tool), read from `id,guess` CSV.
 
-    The harness calls `prepare(items)` so that each prompt can be matched to its item's id; an item
-    without a guess in the file gets None (scored as a miss, and counted).
+    Each item is matched by its id; an item without a guess in the file gets None (scored as a
+    miss, and counted). When none of the first items asked for has a guess, the file is for
+    other data: one clear error.
     """
 
     name = "guesses"
 
-    def __init__(self, guesses: str | Path):
+    def __init__(self, guesses: Path | None = None):
+        if guesses is None:
+            raise PricerError("guesses: give the CSV file with --guesses FILE.csv (columns id,guess)")
         self.path = str(guesses)
         self.guesses = read_guesses(guesses)
-        self.ids: dict[str, str] = {}
-
-    def prepare(self, items) -> None:
-        self.ids = {item.prompt: item.id for item in items}
-        if items and not any(item.id in self.guesses for item in items):
-            raise PricerError(f"{self.path}: none of its ids match the data's ids "
-                              f"(e.g. data has '{items[0].id}')")
+        self.checked = False
 
     def settings(self) -> dict:
         return {"guesses": self.path, "rows": len(self.guesses)}
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        return [self.guesses.get(self.ids.get(prompt, ""), None) for prompt in prompts]
+    def predict(self, items) -> list[float | None]:
+        items = as_items(items)
+        if items and not self.checked:
+            self.checked = True
+            if not any(item.id in self.guesses for item in items):
+                raise PricerError(f"{self.path}: none of its ids match the data's ids "
+                                  f"(e.g. data has '{items[0].id}')")
+        return [self.guesses.get(item.id) for item in items]

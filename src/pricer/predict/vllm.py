@@ -9,7 +9,7 @@ a model folder with no adapter. vLLM needs a CUDA GPU: where it is not installed
 fails with one line.
 
     p = make_predictor("vllm", model="meta-llama/Llama-3.1-8B", adapter="runs/pricer-8b")
-    p.predict(prompts)
+    p.predict(items)
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ class VLLMPredictor(Predictor):
                  batch_size: int = 4096, max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.9, seed: int = 42,
                  prompt_format: str | None = None):
-        from pricer.data.prompts import adapter_prompt_format, prompt_format as named_format
-        from pricer.models.head import refuse_head_run
+        from pricer.data.prompts import prompt_format as named_format
         from pricer.models.load import resolve_adapter, resolve_model
+        from pricer.models.run import ADAPTER_CONFIG, Run
         from pricer.models.precision import resolve_precision
         from pricer.predict.llm import is_digit_tokenizer
 
@@ -68,14 +68,14 @@ class VLLMPredictor(Predictor):
         self.lora = None
         if adapter:
             folder = resolve_adapter(adapter)
-            refuse_head_run(folder, "vllm")
-            rank = json.loads((folder / "adapter_config.json").read_text()).get("r", 8)
+            Run(folder).refuse_head("vllm")
+            rank = json.loads((folder / ADAPTER_CONFIG).read_text()).get("r", 8)
             engine |= {"enable_lora": True, "max_loras": 1,
                        "max_lora_rank": next((r for r in LORA_RANKS if r >= max(rank, 32)), rank)}
             self.lora = LoRARequest("pricer", 1, str(folder))
         # as greedy: the adapter's own prompt format unless one is given
-        self.prompt_format = named_format(prompt_format or (adapter_prompt_format(adapter)
-                                                            if adapter else "2024")).name
+        self.prompt_format = named_format(prompt_format or (Run(folder).prompt_format
+                                                            if adapter else None) or "2024").name
         self.llm = LLM(**engine)
         self.tokenizer = self.llm.get_tokenizer()
         # as greedy: 4 new tokens where whole prices are single tokens (Llama 3), 8 digit by digit
@@ -90,25 +90,21 @@ class VLLMPredictor(Predictor):
         return {"method": "greedy", "batch_size": self.batch_size,
                 "max_new_tokens": self.max_new_tokens, **self.info}
 
-    def encode(self, prompts: list[str]) -> list[list[int]]:
-        """Token ids per prompt as greedy's (LLMPredictor._encode): the tokenizer with its
-        special tokens; a prompt over the context keeps its head and its "...Price is $" tail."""
-        from pricer.data.prompts import format_prompts
+    def encode(self, items) -> list[list[int]]:
+        """Token ids per item, as greedy's (pricer.predict.prompting)."""
+        from pricer.predict.prompting import encode, prompts_for
 
-        limit = self.max_model_len - self.max_new_tokens
-        prompts = format_prompts(list(prompts), self.prompt_format, self.tokenizer)
-        ids = self.tokenizer(prompts)["input_ids"]
-        tail = len(self.tokenizer("\n\n" + PRICE_PREFIX, add_special_tokens=False)["input_ids"]) + 1
-        return [x[: limit - tail] + x[-tail:] if len(x) > limit else x for x in ids]
+        prompts = prompts_for(items, self.prompt_format, self.tokenizer)
+        return encode(self.tokenizer, prompts, self.max_model_len - self.max_new_tokens)[0]
 
-    def predict(self, prompts: list[str]) -> list[float | None]:
-        return [d["price"] for d in self.predict_details(prompts)]
+    def predict(self, items) -> list[float | None]:
+        return [d["price"] for d in self.predict_details(items)]
 
-    def predict_details(self, prompts: list[str]) -> list[dict]:
-        """One dict per prompt: `price` (None when no number, with `reason`) and the `text`."""
-        if not prompts:
+    def predict_details(self, items) -> list[dict]:
+        """One dict per item: `price` (None when no number, with `reason`) and the `text`."""
+        if not items:
             return []
-        requests = [{"prompt_token_ids": ids} for ids in self.encode(prompts)]
+        requests = [{"prompt_token_ids": ids} for ids in self.encode(items)]
         outputs = self.llm.generate(requests, self.sampling, lora_request=self.lora,
                                     use_tqdm=False)
         results = []

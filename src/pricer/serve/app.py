@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
-from pricer.data.prompts import as_test_prompt
+from pricer.data.items import Item as Listing
 from pricer.serve.batcher import Closing, MicroBatcher, QueueFull
 from pricer.serve.metrics import Metrics
 
@@ -144,7 +144,7 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
             return JSONResponse({"detail": f"{len(items)} items in one request; at most "
                                            f"{max_items}"}, status_code=413)
         started = time.perf_counter()
-        work = asyncio.ensure_future(batcher.submit([as_test_prompt(i.text) for i in items]))
+        work = asyncio.ensure_future(batcher.submit([Listing(str(i.id or n), i.text) for n, i in enumerate(items)]))
         metrics.queue.set(batcher.pending())
         try:
             while not work.done():  # the client may hang up while its items wait
@@ -179,7 +179,7 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
     @app.get("/v1/examples")
     async def example_items():
         """Items of the test set the web page offers as examples."""
-        return {"items": [{"id": e.id, "text": e.prompt and _text(e.prompt), "price": e.price}
+        return {"items": [{"id": e.id, "text": e.text, "price": e.price}
                           for e in (examples or [])]}
 
     @app.get("/v1/deals")
@@ -209,9 +209,3 @@ def create_app(predictor, *, max_batch: int = 32, window_ms: float = 5.0, max_qu
         return (resources.files("pricer.serve") / "static" / "index.html").read_text()
 
     return app
-
-
-def _text(prompt: str) -> str:
-    from pricer.data.prompts import description
-
-    return description(prompt)

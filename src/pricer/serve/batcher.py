@@ -20,9 +20,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
-def details(predictor, prompts: list[str]) -> list[dict]:
+def details(predictor, items: list) -> list[dict]:
     """`predict_details` of the predictor contract (the base class wraps `predict`)."""
-    return predictor.predict_details(prompts)
+    return predictor.predict_details(items)
 
 
 WINDOW_SHARE = 0.05  # the window is at least this share of the last batch's seconds
@@ -39,26 +39,26 @@ class Closing(Exception):
 
 @dataclass
 class Job:
-    prompts: list[str]
+    items: list
     future: asyncio.Future
     results: list = field(default_factory=list)
 
 
 class MicroBatcher:
-    """`await batcher.submit(prompts)` -> one dict per prompt, from `predict_details`.
+    """`await batcher.submit(items)` -> one dict per item, from `predict_details`.
 
     max_batch: items per predictor call (a larger request is run alone, in one call);
     window_s: how long the first waiting request waits at least for others to join its batch
     (longer after slow batches: see the module's docstring; 0: never waits);
     max_queue: items allowed to wait; beyond it `submit` raises QueueFull at once.
-    `on_batch(size, seconds)` and `on_error(prompt, exc)` report to the metrics."""
+    `on_batch(size, seconds)` and `on_error(item, exc)` report to the metrics."""
 
     def __init__(self, predictor, max_batch: int = 32, window_s: float = 0.005,
                  max_queue: int = 1024, on_batch=None, on_error=None):
         self.predictor, self.max_batch, self.window_s, self.max_queue = (
             predictor, max_batch, window_s, max_queue)
         self.on_batch = on_batch or (lambda size, seconds: None)
-        self.on_error = on_error or (lambda prompt, exc: None)
+        self.on_error = on_error or (lambda item, exc: None)
         self.jobs: deque[Job] = deque()
         self.waiting = 0  # items in self.jobs
         self.running = 0  # items in the batch being predicted
@@ -76,16 +76,16 @@ class MicroBatcher:
             return 0.0
         return min(max(self.window_s, WINDOW_SHARE * self.last_batch_s), max(MAX_WINDOW_S, self.window_s))
 
-    async def submit(self, prompts: list[str]) -> list[dict]:
+    async def submit(self, items: list) -> list[dict]:
         if self.closing:
             raise Closing()
-        if self.waiting + len(prompts) > self.max_queue and self.waiting:
+        if self.waiting + len(items) > self.max_queue and self.waiting:
             raise QueueFull()  # one request larger than the queue still runs when it is alone
         if self._worker is None:
             self.start()
-        job = Job(list(prompts), asyncio.get_running_loop().create_future())
+        job = Job(list(items), asyncio.get_running_loop().create_future())
         self.jobs.append(job)
-        self.waiting += len(prompts)
+        self.waiting += len(items)
         self._wake.set()
         return await job.future
 
@@ -113,50 +113,50 @@ class MicroBatcher:
                 except TimeoutError:
                     break
             batch = [self.jobs.popleft()]
-            size = len(batch[0].prompts)
-            while self.jobs and size + len(self.jobs[0].prompts) <= self.max_batch:
+            size = len(batch[0].items)
+            while self.jobs and size + len(self.jobs[0].items) <= self.max_batch:
                 batch.append(self.jobs.popleft())
-                size += len(batch[-1].prompts)
+                size += len(batch[-1].items)
             self.waiting -= size
             if self.jobs:
                 self._wake.set()
             else:
                 self._wake.clear()
             batch = [job for job in batch if not job.future.done()]  # client gone: skip its items
-            prompts = [p for job in batch for p in job.prompts]
-            if not prompts:
+            items = [p for job in batch for p in job.items]
+            if not items:
                 continue
-            self.running = len(prompts)
+            self.running = len(items)
             started = loop.time()
-            results = await asyncio.to_thread(self._predict, prompts)
+            results = await asyncio.to_thread(self._predict, items)
             self.last_batch_s = loop.time() - started
-            self.on_batch(len(prompts), self.last_batch_s)
+            self.on_batch(len(items), self.last_batch_s)
             self.running = 0
             start = 0
             for job in batch:
-                answer = results[start:start + len(job.prompts)]
-                start += len(job.prompts)
+                answer = results[start:start + len(job.items)]
+                start += len(job.items)
                 if not job.future.done():
                     job.future.set_result(answer)
 
-    def _predict(self, prompts: list[str]) -> list[dict]:
+    def _predict(self, items: list) -> list[dict]:
         """The batch in one call; if it raises, each item alone, so one bad item fails alone."""
         try:
-            return details(self.predictor, prompts)
+            return details(self.predictor, items)
         except Exception:
-            if len(prompts) == 1:
-                return [self._failed(prompts[0])]
-        return [self._one(p) for p in prompts]
+            if len(items) == 1:
+                return [self._failed(items[0])]
+        return [self._one(p) for p in items]
 
-    def _one(self, prompt: str) -> dict:
+    def _one(self, item) -> dict:
         try:
-            return details(self.predictor, [prompt])[0]
+            return details(self.predictor, [item])[0]
         except Exception:
-            return self._failed(prompt)
+            return self._failed(item)
 
-    def _failed(self, prompt: str) -> dict:
+    def _failed(self, item) -> dict:
         import sys
 
         exc = sys.exc_info()[1]
-        self.on_error(prompt, exc)
+        self.on_error(item, exc)
         return {"price": None, "error": f"the predictor failed on this item ({type(exc).__name__})"}

@@ -12,7 +12,6 @@ _PUBLIC = {
     "TrainConfig": "config", "load_config": "config", "resolve": "config",
     "train": "run", "build_trainer": "run", "check_out": "run", "push": "run",
     "build_dataset": "dataset", "load_train_items": "dataset",
-    "read_run_card": "runcard", "write_run_card": "runcard",
 }
 __all__ = list(_PUBLIC)
 

@@ -22,6 +22,7 @@ SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 REPORT_TO = ("tensorboard", "wandb", "none")
 EVAL_PREDICTORS = ("auto", "greedy", "topk", "expected", "head")  # predictors that read a run
 HEADS = ("none", "regression")
+LOSSES = ("ce", "ntl", "ntl-mse")  # on the price tokens (train/loss.py)
 CONFIGS = ("reference", "reference-2025-lite", "reference-2025-full", "demo", "amazon",
            "amazon-head")  # shipped with the package (pricer/configs/NAME.yaml)
 
@@ -73,6 +74,11 @@ class TrainConfig:
     group_by_length: bool = option(True, "Batch items of similar length together.")
     gradient_checkpointing: str | bool = option("auto", "auto | true | false (auto: on for 4/8-bit).")
     fast_path: str | bool = option("auto", "LM head and loss only at the labelled (price) tokens: auto | true | false (auto: where the model allows; same loss).")
+    loss: str = option("ce", "Loss on the price tokens: ce (cross-entropy) | ntl (+ Number Token "
+                       "Loss: Wasserstein distance of the digit distribution to the true digit) | "
+                       "ntl-mse (+ squared error of the expected digit). train/loss.py.")
+    loss_weight: float = option(0.3, "Weight of the number token loss added to cross-entropy "
+                                "(--loss ntl / ntl-mse; 0: plain cross-entropy).")
     # the regression head (models/head.py): no vocabulary projection, a price from hidden states
     head: str = option("none", "none: learn to write the price | regression: a small MLP on the "
                        "last token's hidden states learns log price (no vocabulary projection).")
@@ -85,6 +91,11 @@ class TrainConfig:
                                     "(the head reads layer N; default: all).")
     lora_layers: int | None = option(None, "LoRA only on the top N layers: the backward pass stops "
                                      "there (default: every layer).")
+    frozen_cache: str | bool = option("auto", "Regression head with lora_layers: compute the frozen "
+                                      "bottom layers' output once per item, keep it memory-mapped "
+                                      "in the pricer cache and reuse it at every step, epoch and "
+                                      "--init-from run: auto | true | false (auto: where it gives "
+                                      "the same loss; train/frozen.py).")
     balance_prices: bool = option(False, "Regression head: weight items so that every price band "
                                   "($0-10, 10-25, 25-50, 50-100, 100-200, 200-400, 400+) counts the same.")
     prices_like: str | None = option(None, "Regression head: weight items so that their price "
@@ -103,7 +114,7 @@ class TrainConfig:
     # evaluation after training (by `pricer train` / `pricer demo`, pricer.evaluate.run)
     eval: bool = option(True, "Evaluate the adapter on test items after training.")
     eval_data: str | None = option(None, "Items to evaluate on (default: the data set's test split).")
-    eval_size: int = option(250, "Evaluate on the first N test items.")
+    eval_size: int | None = option(250, "Evaluate on the first N test items (all: the whole split).")
     eval_predictor: str = option("auto", "How to read the price after training: greedy | topk | "
                                  "expected | head (auto: head for a regression-head run, else greedy).")
     results_dir: str = option("results", "Folder of result JSONs and charts.")
@@ -138,8 +149,10 @@ def _coerce(name: str, value):
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")
                          and "None" in kind):
         return None
+    if name == "eval_size" and str(value).strip().lower() == "all":
+        return None
     try:
-        if name in ("bf16", "fp16", "gradient_checkpointing", "fast_path"):
+        if name in ("bf16", "fp16", "gradient_checkpointing", "fast_path", "frozen_cache"):
             return "auto" if str(value).lower() == "auto" else _bool(value, name)
         if kind.startswith("bool"):
             return _bool(value, name)
@@ -154,6 +167,7 @@ def _coerce(name: str, value):
             return [str(v).strip() for v in items if str(v).strip()]
         return str(value)
     except (TypeError, ValueError):
+        kind = "whole number or all" if name == "eval_size" else kind
         raise PricerError(f"{name}: '{value}' is not a valid {kind}") from None
 
 
@@ -176,7 +190,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.save_steps > 0, "save_steps must be > 0"),
         (config.save_total_limit > 0, "save_total_limit must be > 0"),
         (config.logging_steps > 0, "logging_steps must be > 0"),
-        (config.eval_size > 0, "eval_size must be > 0"),
+        (config.eval_size is None or config.eval_size > 0, "eval_size must be > 0 (or all)"),
         (config.max_items is None or config.max_items > 0, "max_items must be > 0"),
         (config.holdout >= 0, "holdout must be >= 0"),
         (config.threads is None or config.threads > 0, "threads must be > 0"),
@@ -189,12 +203,18 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.eval_predictor in EVAL_PREDICTORS,
          f"eval_predictor must be one of {', '.join(EVAL_PREDICTORS)}"),
         (config.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+        (config.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
+        (config.loss_weight >= 0, "loss_weight must be >= 0"),
+        (config.loss == "ce" or config.head == "none",
+         "--loss ntl is for a run that writes the price; a --head regression run has its own loss"),
         (config.head_layers > 0, "head_layers must be > 0"),
         (config.head_width > 0, "head_width must be > 0"),
         (config.head_pooling in ("last", "mean", "both"), "head_pooling must be last, mean or both"),
         (config.head_learning_rate > 0, "head_learning_rate must be > 0"),
         (config.num_layers is None or config.num_layers > 0, "num_layers must be > 0"),
         (config.lora_layers is None or config.lora_layers > 0, "lora_layers must be > 0"),
+        (config.frozen_cache is not True or config.head == "regression",
+         "frozen_cache needs --head regression"),
         (config.head == "regression" or (config.num_layers is None and not config.balance_prices
                                          and not config.prices_like),
          "num_layers, balance_prices and prices_like need --head regression (an LM head after "

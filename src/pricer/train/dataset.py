@@ -14,11 +14,10 @@ no more than a normal one (no token is that long, so the tokens kept are the sam
 from dataclasses import dataclass
 
 from pricer.data.items import Item, fingerprint, read_items
-from pricer.data.prompts import PromptFormat, completion, description, format_prompts
+from pricer.data.prompts import CHARS_PER_TOKEN, PromptFormat, completion, description, format_prompts
 from pricer.data.prompts import prompt_format as named_format
 from pricer.errors import PricerError, reading
 
-CHARS_PER_TOKEN = 16  # a generous bound on characters per token, for the cut before tokenising
 
 
 @dataclass

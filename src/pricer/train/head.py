@@ -96,7 +96,7 @@ class HeadTrainer(Trainer):
         torch.save(self.args, f"{output_dir}/training_args.bin")
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        from pricer.train.run import load_run_weights
+        from pricer.models.load import load_run_weights
 
         load_run_weights(model or self.model, resume_from_checkpoint)
 
@@ -120,8 +120,13 @@ def build_head_trainer(config, tokenizer, dataset, model, log_mean: float, log_s
     head.to(next(model.parameters()).device)
     args.remove_unused_columns = False
     args.label_names = ["labels"]
-    return HeadTrainer(model=HeadModel(lm, head), args=args, train_dataset=dataset,
-                       data_collator=HeadCollator(tokenizer.pad_token_id
-                                                  if tokenizer.pad_token_id is not None
-                                                  else tokenizer.eos_token_id),
-                       callbacks=list(callbacks), head_learning_rate=config.head_learning_rate)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # the frozen bottom layers' output read from a cache, computed once (train/frozen.py)
+    from pricer.train.frozen import use_frozen_cache
+
+    head_model, dataset, collator, note = use_frozen_cache(config, HeadModel(lm, head), dataset,
+                                                           HeadCollator(pad_id), args, pad_id)
+    trainer = HeadTrainer(model=head_model, args=args, train_dataset=dataset, data_collator=collator,
+                          callbacks=list(callbacks), head_learning_rate=config.head_learning_rate)
+    trainer.frozen_note = note  # one line for `pricer train` to say
+    return trainer

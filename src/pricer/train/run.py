@@ -14,26 +14,14 @@ environment; only the main process writes the run folder). Progress is reported 
 
 import dataclasses
 import importlib.util
-import json
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pricer.errors import PricerError, writing
+from pricer.errors import PricerError
+from pricer.models.run import CHECKPOINT, Run
 from pricer.train.config import TrainConfig, resolve
-
-CONFIG_FILE = "train_config.yaml"
-FINGERPRINT_FILE = "data_fingerprint.json"
-RUN_CARD = "run_card.json"
-# fields that may change between an interrupted run and its resumption
-RESUMABLE = ("out", "max_minutes", "eval", "eval_data", "eval_size", "eval_predictor", "results_dir",
-             "report_to", "push_to_hub", "logging_steps", "threads")
-# fields a resumption may raise, as the Trainer allows: the run goes on, over the same items
-EXTENDABLE = ("max_steps", "epochs")
-PATHS = ("model", "data", "prices_like", "init_from")  # the same file however it is spelled
-CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 # ---- the trainer ---------------------------------------------------------------------------
@@ -118,8 +106,8 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
-    from pricer.models.load import load_model
-    from pricer.train import fast
+    from pricer.models.load import load_model, load_run_weights
+    from pricer.train import fast, loss
 
     if model is None:
         # fresh: a 4-bit model that has already run inference on an AVX512-BF16 CPU has
@@ -141,10 +129,11 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     if use_fast and not fast.applies(model):
         raise PricerError(f"fast_path: {config.model} transforms its logits or is a mixture of "
                           "experts; use --fast-path auto or false")
+    number_loss = loss.trainer_args(config, tokenizer, use_fast)  # --loss ntl (train/loss.py)
     try:
         trainer = (fast.FastSFTTrainer if use_fast else SFTTrainer)(model=model, args=sft_config(config, **args), train_dataset=dataset,
                              processing_class=tokenizer, peft_config=lora_config(config, layers),
-                             callbacks=list(callbacks))
+                             callbacks=list(callbacks), **number_loss)
     except ValueError as e:
         if "Target module" not in str(e):
             raise
@@ -156,36 +145,7 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     return trainer
 
 
-def load_run_weights(model, folder) -> None:
-    """Load a run's (or checkpoint's) adapter, and its head for a HeadModel, into `model` (a
-    PEFT model or HeadModel built with the same LoRA settings): `init_from`, and resuming."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    from pricer.models.head import HeadModel
-
-    weights = Path(folder) / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise PricerError(f"{folder}: no adapter_model.safetensors to start from")
-    is_head = isinstance(model, HeadModel)
-    try:
-        loaded = set_peft_model_state_dict(model.lm if is_head else model, load_file(str(weights)))
-        if is_head:
-            model.load_head(folder)
-    except RuntimeError as e:  # a tensor of another shape: another rank, width or pooling
-        raise PricerError(f"{folder}: its weights do not fit this run's settings "
-                          f"({str(e).splitlines()[-1].strip()[:160]})") from None
-    if loaded.unexpected_keys:  # other layers or target modules
-        raise PricerError(f"{folder}: {len(loaded.unexpected_keys)} of its adapter's tensors have "
-                          "no place in this run (other target_modules or lora_layers?)")
-
-
 # ---- the output folder ---------------------------------------------------------------------
-
-def is_run(out: Path) -> bool:
-    """A folder pricer wrote a run into (the only kind --overwrite may replace)."""
-    return (out / CONFIG_FILE).is_file() or (out / RUN_CARD).is_file()
-
 
 def check_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Before any work: may this run write into `out`?"""
@@ -197,44 +157,18 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
         if resume:
             raise PricerError(f"{out}: nothing to resume (no run there yet)")
         return
-    if not is_run(out):  # never offer to delete what pricer did not write
+    if not Run(out).exists():  # never offer to delete what pricer did not write
         raise PricerError(f"{out} is not empty and holds no pricer run; choose another --out")
     if not resume and not overwrite:
         raise PricerError(f"{out} already holds a run; pass --resume to continue it or "
                           "--overwrite to replace it")
 
 
-def complete_checkpoints(out: Path) -> list[Path]:
-    """checkpoint-N folders that were written to the end (a kill during a save leaves one
-    without its trainer state, weights or optimiser), newest first."""
-    found = sorted(((int(m[1]), p) for p in out.iterdir()
-                    if p.is_dir() and (m := CHECKPOINT.match(p.name))), reverse=True)
-    need = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
-    return [p for _, p in found
-            if all((p / name).is_file() for name in need)
-            and any((p / w).is_file() for w in ("adapter_model.safetensors", "model.safetensors"))]
-
-
 def saved_run(out: Path) -> tuple[dict, dict]:
     """(settings, data fingerprint record) of the run in `out`, as it wrote them."""
-    import yaml
-
-    if not (out / CONFIG_FILE).is_file():
-        raise PricerError(f"{out}: no {CONFIG_FILE}, so no run to resume")
-    saved = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
+    run = Run(out)
     # a key added since: its default (prompt_format), or what runs did before it (no fp16)
-    saved = TrainConfig().to_dict() | {"fp16": False} | saved
-    data = (json.loads((out / FINGERPRINT_FILE).read_text())
-            if (out / FINGERPRINT_FILE).is_file() else {})
-    return saved, data
-
-
-def _same(key: str, saved, now) -> bool:
-    if key in EXTENDABLE:  # more steps or epochs extend the run; fewer, or steps for epochs, do not
-        return now == saved or (key == "epochs" or saved > 0) and now > saved
-    if key in PATHS and saved is not None and now is not None:
-        return Path(str(saved)).expanduser().resolve() == Path(str(now)).expanduser().resolve()
-    return saved == now
+    return TrainConfig().to_dict() | {"fp16": False} | run.need_config(), run.data()
 
 
 def items_read(config: TrainConfig, processes: int, resume: bool) -> int | None:
@@ -253,20 +187,18 @@ def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]
     epochs may be raised) and the same data. A refusal names each differing setting once."""
     out = Path(config.out)
     saved, data = saved_run(out)
-    now = config.to_dict()
-    differ = [k for k in now if k not in RESUMABLE and not _same(k, saved.get(k), now[k])]
+    differ = Run.differences(saved, config.to_dict())
     if data.get("fingerprint") != fingerprint and "data" not in differ:
         differ.append("data")
     if differ:
         raise PricerError(f"{out} holds a different run ({', '.join(differ)} differ); "
                           "use another --out or --overwrite")
-    complete = complete_checkpoints(out)
+    complete = Run(out).complete_checkpoints()
     if not complete:
         raise PricerError(f"{out}: no complete checkpoint to resume from (it is saved every "
                           f"{config.save_steps} steps)")
     newest = int(CHECKPOINT.match(complete[0].name)[1])
-    broken = [p.name for p in out.iterdir() if p.is_dir() and (m := CHECKPOINT.match(p.name))
-              and int(m[1]) > newest]
+    broken = [p.name for p in Run(out).checkpoints() if int(CHECKPOINT.match(p.name)[1]) > newest]
     return str(complete[0]), sorted(broken)
 
 
@@ -321,7 +253,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     from pricer.models.precision import resolve_precision
     from pricer.train.dataset import load_train_items
     from pricer.train.progress import RunClock
-    from pricer.train.runcard import precision_fields, write_run_card
+    from pricer.models.run import precision_fields
 
     if not config.data:
         raise PricerError("no training data: give --data (a saved data set or a .jsonl file)")
@@ -373,18 +305,16 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
             shutil.rmtree(out)  # check_out made sure it holds a pricer run
         for name in broken:  # half-written by a kill during a save; we resume before it
             shutil.rmtree(out / name)
-        out.mkdir(parents=True, exist_ok=True)
-        with writing(out / CONFIG_FILE):
-            (out / CONFIG_FILE).write_text(config.to_yaml())
-            (out / FINGERPRINT_FILE).write_text(json.dumps({
-                "data": str(config.data), "fingerprint": data.fingerprint, "items": data.n_items,
-                "truncated": data.n_truncated, "skipped": data.n_skipped,
-                "tokens": data.n_tokens}))
+        Run(out).start(config.to_yaml(), {
+            "data": str(config.data), "fingerprint": data.fingerprint, "items": data.n_items,
+            "truncated": data.n_truncated, "skipped": data.n_skipped, "tokens": data.n_tokens})
     state.wait_for_everyone()
 
     trainable, total = trainer.model.get_nb_trainable_parameters()
     say(f"trainable params: {trainable:,d} || all params: {total:,d} || "
         f"trainable%: {100 * trainable / total:.4f}")
+    if getattr(trainer, "frozen_note", None):  # a head run's frozen-layer cache (train/frozen.py)
+        say(trainer.frozen_note)
     if config.report_to == "tensorboard":
         say(f"TensorBoard logs: {out / 'runs'} (tensorboard --logdir {out / 'runs'})")
     if checkpoint:
@@ -428,7 +358,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         "eval_note": "not evaluated yet" if config.eval else "skipped (--no-eval)",
         "config": config.to_dict(),
     }
-    write_run_card(out, card)
+    Run(out).write_card(card)
     say(f"done {card['steps']} steps in {seconds:.0f} s, final loss {card['final_loss']}; "
         f"adapter and run card in {out}")
     return out
