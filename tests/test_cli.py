@@ -41,7 +41,7 @@ def test_run_reads_what_a_file_holds(tmp_path):
                                          "--json")).stdout)
     assert scored["predictor"] == "ensemble" and scored["n"] == 5
     assert_bad_input(pricer("predict", "--run", weights, "-p", "greedy", "x"),
-                     "holds a ensemble model")
+                     "read by --predictor ensemble, not greedy")
     assert_bad_input(pricer("predict", "--run", tmp_path / "nothing", "x"), "no such run")
     empty = tmp_path / "empty"
     empty.mkdir()

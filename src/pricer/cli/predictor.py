@@ -116,7 +116,7 @@ def for_run(run: str, name: str | None) -> tuple[str, dict]:
             raise PricerError(f"--run {run}: a file pricer cannot price with (it reads a run "
                               f"folder, or {', '.join(FILE_PREDICTORS)} files)")
         if name not in (None, found):
-            raise PricerError(f"--run {run} holds a {found} model: --predictor {name} cannot read it")
+            raise PricerError(f"--run {run} is read by --predictor {found}, not {name}")
         return found, {"path": str(path)}
     if not path.is_dir():
         raise PricerError(f"--run {run}: no such run folder or model file")
