@@ -9,6 +9,7 @@ import trainsteps
 from trainsteps import BF16_RELATIVE, FP32
 from pricer.train.config import load_config, resolve
 
+# The tolerances (tests/trainsteps.py: FP32, BF16_RELATIVE).
 # fp32: the two paths differ only in the order of the LM head's sums, so they agree to float
 # rounding, element by element. Under bf16 autocast (and 4-bit, which computes in bf16) both
 # compute the same bf16 logits, but TRL's chunked head accumulates the gradient of its input in

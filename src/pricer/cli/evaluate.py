@@ -155,7 +155,7 @@ def baselines(
     if not test_items:
         raise PricerError("the test split is empty")
     bounds = price_bounds(train or data)
-    _, kept, dropped = train_split(train_items, bounds)
+    kept, _, dropped = train_split(train_items, bounds)
 
     console = Console()
     console.print(f"{len(kept):,} train items, first {min(size or len(test_items), len(test_items))} of "

@@ -1,19 +1,21 @@
 """The one predictor contract, in scikit-learn's spirit (fit/predict/get_params), shared by
 every predictor from the constant to a fine-tuned LLM or a remote frontier model:
 
-    p = make_predictor("bow-lr", seed=1)     # pricer.predict.registry: name -> class.create
+    p = make_predictor("bow-lr", seed=1)     # pricer.predict.registry: name -> constructor
     if p.needs_fit:
         p.fit(train_items, prices)           # learns; a no-op where nothing is learnt
     p.predict(items)                         # one price (or None) per item, in order
     p.settings()                             # what to record beside a result to repeat it
     p.get_params()                           # the options it was made with:
     make_predictor(p.registry_name, **p.get_params())  # ... which make it again
-    p.save(path); load_predictor(path)       # where `can_save`
+    p.save(path)                             # where `can_save`; read back by the registry:
+    make_predictor("baseline", path=path)    #   (or "ensemble"; `--run FILE` on the CLI)
 
 Predictors receive items (`pricer.data.items.Item`: id, text, price, category), never prompts:
 only the language-model predictors build a prompt, in `pricer.predict.prompting`.
-A predictor's options are the keyword arguments of its class's `create` (by default its
-constructor): the registry reads them from that signature and restates nothing.
+A predictor's options are the keyword arguments of the constructor the registry names for it
+(the class, its `create`, or a loader such as `load_llm_predictor`): the registry reads
+them from that signature and restates nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Predictor:
 
     name: str = "predictor"
     needs_fit: bool = False  # True: `predict` needs `fit` on the train split first
-    can_save: bool = False  # True: `save(path)` writes what `load_predictor(path)` reads back
+    can_save: bool = False  # True: `save(path)` writes a file the registry reads back (path=)
     batch_size: int = 64  # items per `predict` call the harness makes
     registry_name: str | None = None  # its name in the registry (set by make_predictor)
     _params: dict | None = None
