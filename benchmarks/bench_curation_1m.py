@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from report import emit  # one JSON line, as every benchmark
+from report import emit, machine  # one JSON line and the machine, as every benchmark
 from bench_curation import make_raw_file  # the same generated file as the 20,000-line benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,15 +114,6 @@ def digest(out: Path) -> dict:
     return sums
 
 
-def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                  if line.startswith("Model name")), platform.processor())
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": model, "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
-            "amx": "amx_tile" in flags, "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
-                                                          * os.sysconf("SC_PHYS_PAGES") / 1e9),
-            "gpu": None}
 
 
 def main() -> None:

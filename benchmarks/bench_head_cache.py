@@ -17,27 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from report import emit  # one JSON line, as every benchmark
+from report import emit, machine  # one JSON line and the machine, as every benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT.parent / "shared" / "data" / "amazon-pricer" / "train.jsonl"
 
 
-def machine() -> dict:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                 if line.startswith("Model name")), platform.processor())
-    flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
-    return {"cpu": name, "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_tile" in flags,
-            "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def run(items_file: Path, n_items: int, cache: bool, work: Path, threads: int | None) -> dict:

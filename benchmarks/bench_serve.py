@@ -34,12 +34,13 @@ class Flaky:
     def __init__(self, inner):
         self.inner, self.name = inner, getattr(inner, "name", "predictor")
 
-    def predict_details(self, prompts):
-        if any(RAISE in p for p in prompts):
-            raise RuntimeError("fault injected by bench_serve")
+    def predict_details(self, items):
+        from pricer.predict.base import texts_of
         from pricer.serve.batcher import details
 
-        return details(self.inner, prompts)
+        if any(RAISE in text for text in texts_of(items)):
+            raise RuntimeError("fault injected by bench_serve")
+        return details(self.inner, items)
 
 
 def serve(args) -> None:

@@ -14,10 +14,11 @@ prints one JSON line: per result both sides, and whether they are equal to round
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from report import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = "../shared/data/amazon-pricer/train.jsonl"
@@ -56,12 +57,6 @@ def figures(out: Path) -> dict:
     return found
 
 
-def machine() -> dict:
-    """The CPU (lscpu's model name) and whether it computes bf16 (`auto` then picks it)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), platform.processor() or platform.machine())
-    return {"cpu": name, "cpus": os.cpu_count(), "avx512_bf16": "avx512_bf16" in info}
 
 
 def compare(before: Path, after: Path) -> dict:

@@ -1,6 +1,7 @@
 """Classical baselines on a slice of the real data: fit, save, reload, evaluate."""
 
 import json
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -197,7 +198,23 @@ def test_embeddings_are_cached_on_disk_per_text_so_a_subset_reuses_them(tmp_path
     texts = [f"Bosch drill model {i}, 18 V, two batteries" for i in range(6)]
     first = b.embed(texts, cache_from=3)
     assert list((tmp_path / "embeddings").glob("minilm-*.npz"))
-    monkeypatch.setattr(b, "_SEEN", {})  # a new process
+    monkeypatch.setattr(b, "_SEEN", OrderedDict())  # a new process
     monkeypatch.setattr(b, "encoder", lambda: (_ for _ in ()).throw(AssertionError("encoded again")))
     again = b.embed(texts[3:] + texts[:1], cache_from=3)
     assert np.array_equal(again, first[[3, 4, 5, 0]])
+
+
+def test_a_server_embedding_every_request_keeps_a_bounded_cache(monkeypatch):
+    """The per-process cache keeps the SEEN_LIMIT most recently used texts; vectors stay right."""
+    from pricer.predict import baselines as b
+
+    monkeypatch.setattr(b, "_SEEN", OrderedDict())
+    monkeypatch.setattr(b, "SEEN_LIMIT", 4)
+    texts = [f"USB-C cable number {i}, 2 m" for i in range(7)]
+    alone = [b.embed([t], cache_from=100)[0] for t in texts]  # one request at a time
+    assert list(b._SEEN) == texts[-4:]
+    together = b.embed(texts, cache_from=100)  # more than the limit in one call: all kept for it
+    assert np.allclose(together, np.stack(alone), atol=1e-5)
+    assert len(b._SEEN) == 7
+    b.embed(texts[:1], cache_from=100)
+    assert len(b._SEEN) == 4 and list(b._SEEN)[-1] == texts[0]

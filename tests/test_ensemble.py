@@ -126,3 +126,13 @@ def test_cli_ensemble_weighs_the_slice_like_given_prices(tmp_path):
     assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--member", "constant",
                             "--balance-prices", "--prices-like", like, "--out",
                             tmp_path / "z.json"), "choose one")
+
+
+def test_the_ensemble_prices_one_description_from_the_command_line(built):
+    """pricer predict --run ENSEMBLE.json "text": the blend and its members' spread, no traceback
+    (the spread has no number mass, which only `expected` reports)."""
+    _, out, ensemble, _ = built
+    result = assert_ok(pricer("predict", "--run", str(out), "Moen kitchen faucet, pull-down sprayer"))
+    price = ensemble.predict(["Moen kitchen faucet, pull-down sprayer"])[0]
+    assert f"${price:,.2f}" in result.output and "10-90 %" in result.output
+    assert "mass" not in result.output

@@ -52,6 +52,25 @@ def test_auto_follows_the_half_type_the_device_computes(machine, kind):
         assert settled.dtype == DTYPES[expected[kind][1]]
 
 
+@pytest.mark.parametrize("kind", [T4, A100, CPU_BF16, CPU])
+def test_greedy_gets_checked_bf16_only_where_plain_bf16_would_change_cpu_answers(machine, kind):
+    """A caller that decides by argmax (greedy: checkable) gets "checked" for auto on a CPU with
+    fast bf16, and may name it anywhere; elsewhere "checked" means fp32, never a training
+    precision."""
+    from pricer.models.precision import resolve_precision
+
+    machine(kind)
+    settled = resolve_precision("auto", purpose="inference", checkable=True)
+    if kind == CPU_BF16:
+        assert (settled.name, settled.compute, settled.check) == ("checked", "bf16", "fp32")
+    else:
+        assert (settled.name, settled.check) == (INFERENCE[kind][0], None)
+    assert resolve_precision("checked", checkable=True).check == "fp32"
+    assert (resolve_precision("checked").name, resolve_precision("checked").check) == ("fp32", None)
+    with pytest.raises(PricerError, match="greedy inference"):
+        resolve_precision("checked", purpose="training")
+
+
 @pytest.mark.parametrize("kind, compute", [(T4, "fp16"), (A100, "bf16"), (CPU_BF16, "bf16"),
                                            (CPU, "bf16")])
 def test_4bit_computes_in_the_devices_half_type_and_bf16_on_any_cpu(machine, kind, compute,

@@ -14,6 +14,42 @@ from pricer.cli.predictor import train_items as _train_items
 from pricer.errors import PricerError
 
 DEFAULT_RESULTS = Path("results")
+SUMMARIES_HELP = ("Also write each result's summary, without the per-item rows, to "
+                  "DIR/<predictor>.json (pricer leaderboard --summaries DIR prints them).")
+
+
+def typed_command(ctx: typer.Context) -> str:
+    """The command as a user would type it again: `pricer <command>` and the flags given on the
+    command line (defaults left out), in the command's own order, quoted for a shell."""
+    import shlex
+
+    from typer._click.core import ParameterSource
+
+    words = ["pricer", ctx.info_name or ""]
+    for param in ctx.command.params:
+        if not param.opts or ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params.get(param.name)
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if getattr(param, "is_flag", False):
+            if value:
+                words.append(flag)
+            elif param.secondary_opts:
+                words.append(param.secondary_opts[0])
+            continue
+        for one in value if isinstance(value, (list, tuple)) else [value]:
+            words += [flag, shlex.quote(str(one))]
+    return " ".join(words)
+
+
+def write_summaries(found: list[dict], folder: Path, data: str, command: str, console) -> None:
+    """--summaries: each result's summary to FOLDER, one line each on `console`."""
+    from pricer.evaluate.summary import summary_of, write_summary
+
+    for result in found:
+        path, replaced = write_summary(summary_of(result, data, command=command), folder)
+        console.print(f"summary: {path}{' (replaced the previous one)' if replaced else ''}",
+                      highlight=False, soft_wrap=True)
 
 
 def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
@@ -31,6 +67,7 @@ def eval_size_of(text: str, flag: str = "--eval-size") -> int | None:
 
 @with_predictor_flags
 def eval_command(
+    ctx: typer.Context,
     data: Annotated[str, typer.Option(
         "--data", "-d", "--test", help="Test data: a .jsonl/.csv/.parquet file with text and "
                                        "price, or a saved data set folder (its test split).")],
@@ -40,10 +77,11 @@ def eval_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, "
                                                           "tables on stderr.")] = False,
     results: Annotated[Path, typer.Option(help="Folder for the result JSON and chart.")] = DEFAULT_RESULTS,
+    summaries: Annotated[Optional[Path], typer.Option(help=SUMMARIES_HELP)] = None,
     name: Annotated[Optional[str], typer.Option(help="Name shown in tables and the leaderboard.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random, baselines, frontier: the seed (42).")] = None,
     guesses: Annotated[Optional[Path], typer.Option(help="guesses: CSV with id,guess.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, fp16, 8bit, 4bit.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="LLM: auto (greedy on a CPU with fast bf16: checked; else bf16 where fast, fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit, checked (bf16, close decisions again in fp32: fp32's answers).")] = None,
     device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda, ...")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Items per predict call (default: the "
                                                            "predictor's own).")] = None,
@@ -63,6 +101,7 @@ def eval_command(
     if batch_size is not None and batch_size < 1:
         raise PricerError(f"--batch-size must be at least 1, got {batch_size}")
     check_results_dir(results)
+    check_summaries_dir(summaries)
     if chosen["predictor"] is None and chosen["run"] is None:
         raise PricerError("give the predictor to score: --predictor NAME or --run PATH")
     more = {"seed": seed, "guesses": guesses, "precision": precision, "device": device,
@@ -84,6 +123,8 @@ def eval_command(
     else:
         console.print(f"result: {result['file']}  charts: {result['chart']}, "
                       f"{result['bands_chart']}", highlight=False, soft_wrap=True)
+    if summaries is not None:
+        write_summaries([result], summaries, data, typed_command(ctx), console)
 
 
 def _counts(counts: dict) -> str:
@@ -101,10 +142,12 @@ def _prices_like(balance_prices: bool, path: str | None) -> list[float] | None:
 
 
 def baselines(
+    ctx: typer.Context,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="A saved data set folder (train and test splits).")] = None,
     train: Annotated[Optional[str], typer.Option("--train", "-t", help="Train file (JSONL/CSV/Parquet) or data set.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test file (JSONL/CSV/Parquet) or data set.")] = None,
     results: Annotated[Path, typer.Option(help="Results folder; fitted models go to RESULTS/models/.")] = DEFAULT_RESULTS,
+    summaries: Annotated[Optional[Path], typer.Option(help=SUMMARIES_HELP)] = None,
     eval_size: Annotated[str, typer.Option(help="Evaluate on the first N test items, or 'all'.")] = "250",
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. constant,bow-lr.")] = None,
@@ -137,6 +180,7 @@ def baselines(
         raise PricerError(f"{data} is a file, not a saved data set with a train split: give --train")
     size = eval_size_of(eval_size)
     check_results_dir(results)
+    check_summaries_dir(summaries)
     chosen = [k.strip() for k in only.split(",")] if only else list(BASELINES)
     unknown = [k for k in chosen if k not in BASELINES]
     if unknown:
@@ -192,11 +236,18 @@ def baselines(
     chart = lb.bar_chart(board, results / "baselines.png", title="baselines")
     console.print(f"models in {results / 'models'}/, chart {chart}; see all with: pricer leaderboard "
                   f"--results {results}", highlight=False)
+    if summaries is not None:
+        write_summaries(found, summaries, test or data, typed_command(ctx), console)
 
 
 def leaderboard(
-    results: Annotated[Path, typer.Option(help="Folder of result JSONs (searched recursively).")] = DEFAULT_RESULTS,
-    chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default RESULTS/leaderboard.png).")] = None,
+    results: Annotated[Optional[Path], typer.Option(
+        help="Folder of result JSONs (searched recursively; default: results).")] = None,
+    summaries: Annotated[Optional[Path], typer.Option(
+        help="Print the board from the summary files in DIR instead (pricer eval --summaries "
+             "DIR writes them; docs/measurements/accuracy holds the docs' leaderboard).")] = None,
+    chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default RESULTS/leaderboard.png; "
+                                                       "with --summaries: none unless given).")] = None,
     reference: Annotated[Optional[bool], typer.Option(
         "--reference/--no-reference", help="Show the reference's published figures "
                                            "(default: when a result is on the reference's data).")] = None,
@@ -207,6 +258,14 @@ def leaderboard(
 
     from pricer.evaluate import leaderboard as lb
 
+    if summaries is not None:
+        if results is not None:
+            raise PricerError("choose one of --results and --summaries")
+        if reference:
+            raise PricerError("--reference is for --results boards: the published figures are on "
+                              "250 items, a summary board holds one data set")
+        return _summary_boards(summaries, chart)
+    results = results or DEFAULT_RESULTS
     if not results.is_dir():
         raise PricerError(f"{results}: no such results folder (run pricer eval or pricer baselines)")
     found, warnings = lb.read_results(results)
@@ -226,6 +285,38 @@ def leaderboard(
         charts.append(str(lb.bar_chart(board["rows"], path, title=f"pricer leaderboard: "
                                                                    f"{board['title']}")))
     console.print(f"{len(charts)} data set(s); chart(s): {', '.join(charts)}", highlight=False,
+                  soft_wrap=True)
+
+
+def check_summaries_dir(folder: Path | None) -> None:
+    """Refuse a --summaries folder that is a file (before any work)."""
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise PricerError(f"{folder}: is a file, expected a folder for summaries")
+
+
+def _summary_boards(folder: Path, chart: Path | None) -> None:
+    """pricer leaderboard --summaries DIR: one board per data set, the chart only when asked."""
+    from rich.console import Console
+
+    from pricer.evaluate import leaderboard as lb
+    from pricer.evaluate import summary
+
+    found = summary.boards(summary.read_summaries(folder))
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: the whole board, not cut to 80 columns
+        console = Console(width=max(console.width, 132))
+    charts = []
+    for number, board in enumerate(found, 1):
+        console.print(summary.table(board))
+        if chart is not None:
+            path = chart if number == 1 else chart.with_name(
+                f"{chart.stem}-{(board['fingerprint'] or summary.slug(board['name']))[:8]}-"
+                f"{board['n']}{chart.suffix or '.png'}")
+            charts.append(str(lb.bar_chart(board["rows"], path,
+                                           title=f"pricer leaderboard: {board['title']}")))
+    count = sum(len(b["rows"]) for b in found)
+    console.print(f"{count} summary file(s) in {folder}, {len(found)} data set(s)"
+                  + (f"; chart(s): {', '.join(charts)}" if charts else ""), highlight=False,
                   soft_wrap=True)
 
 

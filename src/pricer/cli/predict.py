@@ -27,7 +27,7 @@ def predict(
         "--out", "-o", "--output", help="JSON Lines of predictions (with --input).")] = None,
     split: Annotated[str, typer.Option(help="Split of a saved data set.")] = "test",
     text_column: Annotated[str, typer.Option(help="Column holding the description.")] = "text",
-    precision: Annotated[Optional[str], typer.Option(help="LLM: auto (bf16 where fast; fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="LLM: auto (greedy on a CPU with fast bf16: checked; else bf16 where fast, fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit, checked (bf16, close decisions again in fp32: fp32's answers).")] = None,
     device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda, cuda:1... (default: cuda if present).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="LLM: items per forward pass (16).")] = None,
     merge: Annotated[Optional[bool], typer.Option("--merge", help="LLM: merge the adapter into the weights first.")] = None,
@@ -93,7 +93,9 @@ def _print_one(result: dict, description: str) -> None:
     out.print(f"[bold green]${result['price']:,.2f}[/]", highlight=False)
     if "p10" in result:
         out.print(f"[dim]10-90 %: ${result['p10']:,.2f} - ${result['p90']:,.2f}, median "
-                  f"${result['p50']:,.2f}, number mass covered {result['mass']:.2f}[/]", highlight=False)
+                  f"${result['p50']:,.2f}"
+                  + (f", number mass covered {result['mass']:.2f}" if "mass" in result else "")
+                  + "[/]", highlight=False)
     if not description.strip():
         err.print("[yellow]warning:[/] the description is empty")
     if result.get("truncated"):

@@ -14,7 +14,7 @@ err = Console(stderr=True)
 
 @with_predictor_flags(without=("max_items",))  # --max-items was once items per request
 def serve(
-    precision: Annotated[Optional[str], typer.Option(help="LLM: auto, fp32, bf16, fp16, 8bit, 4bit.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="LLM: auto (greedy on a CPU with fast bf16: checked; else bf16 where fast, fp16 on a GPU without bf16), fp32, bf16, fp16, 8bit, 4bit, checked (bf16, close decisions again in fp32: fp32's answers).")] = None,
     device: Annotated[Optional[str], typer.Option(help="LLM: cpu, cuda... (default: cuda if present).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,

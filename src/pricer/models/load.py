@@ -251,6 +251,29 @@ def load_model(model: str, adapter: str | None = None, precision: str = "auto",
     return loaded, load_tokenizer(model, revision, trust_remote_code)
 
 
+def bf16_twin(model):
+    """A bf16 copy of the fp32 causal LM `model` (a PEFT model too) that decides fast, for the
+    "checked" precision: its decoder layers in bf16, its final norm and lm_head in fp32 (the
+    lm_head shares `model`'s weights: no second copy), so that the logits it ranks carry fp32's
+    resolution (bf16 logits tie at a step of 0.125 near 20) and only the layers' rounding
+    differs. Written here because transformers keeps one dtype per model."""
+    import copy
+
+    import torch
+
+    twin = copy.deepcopy(model).to(torch.bfloat16)
+    base = twin.get_base_model() if hasattr(twin, "get_base_model") else twin
+    weight = model.get_output_embeddings().weight  # fp32, tied to the input embeddings or not
+    lm_head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device)
+    lm_head.weight = weight
+    base.set_output_embeddings(lm_head)
+    norm = base.get_decoder().norm.float()
+    as_fp32 = lambda module, args: (args[0].float(), *args[1:])  # noqa: E731
+    norm.register_forward_pre_hook(as_fp32)
+    lm_head.register_forward_pre_hook(as_fp32)
+    return twin.eval()
+
+
 def load_run_weights(model, folder) -> None:
     """Load a run's (or checkpoint's) adapter, and its head for a HeadModel, into `model` (a
     PEFT model or HeadModel built with the same LoRA settings): `init_from`, and resuming."""

@@ -1,9 +1,13 @@
 """The one rule for precision and device: every loader, predictor and trainer asks here.
 
 Precision names: fp32, bf16, fp16 (weights), 8bit, 4bit (bitsandbytes; NF4 with double
-quantisation), or auto. The rule settles three things:
-- the weights: for inference, auto = the device's half type (below), else fp32; for training,
-  auto = 4bit on a GPU (QLoRA, as the reference) and fp32 LoRA on a CPU;
+quantisation), checked (inference that decides by argmax: bf16 compute, every decision closer
+than a margin recomputed in fp32, so the answers are fp32's), or auto. The rule settles three
+things:
+- the weights: for inference, auto = the device's half type (below), else fp32; where the caller
+  decides by argmax (greedy) and the device is a CPU with fast bf16, auto = checked: plain bf16
+  changes greedy answers there (docs/predict.md); for training, auto = 4bit on a GPU (QLoRA, as
+  the reference) and fp32 LoRA on a CPU;
 - the compute dtype: the weights' own type, or beside 8/4-bit (the layers left unquantised, the
   4-bit matmuls) the device's half type, bf16 on a CPU (as the reference);
 - for training, mixed precision (autocast; fp16 with loss scaling) on top: on a GPU the weights'
@@ -22,7 +26,7 @@ from pathlib import Path
 
 from pricer.errors import PricerError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "8bit", "4bit")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "8bit", "4bit", "checked")
 FLOATS = ("fp32", "bf16", "fp16")
 QUANTIZED = ("8bit", "4bit")
 PURPOSES = ("inference", "training")
@@ -30,10 +34,11 @@ PURPOSES = ("inference", "training")
 
 @dataclass(frozen=True)
 class Precision:
-    name: str  # fp32, bf16, fp16, 8bit or 4bit: never "auto"
+    name: str  # fp32, bf16, fp16, 8bit, 4bit or checked: never "auto"
     device: str  # cpu, cuda, cuda:1, mps
     compute: str  # fp32, bf16 or fp16: the weights' type; beside 8/4-bit, the unquantised layers'
     mixed: str | None = None  # training: "bf16" or "fp16" (loss-scaled) mixed precision, or None
+    check: str | None = None  # checked: the type close decisions are recomputed in ("fp32")
 
     @property
     def quantized(self) -> bool:
@@ -94,15 +99,24 @@ def half_type(device: str) -> str | None:
 
 def resolve_precision(precision: str = "auto", device: str | None = None,
                       purpose: str = "inference", mixed_bf16: str | bool = "auto",
-                      mixed_fp16: str | bool = "auto") -> Precision:
+                      mixed_fp16: str | bool = "auto", checkable: bool = False) -> Precision:
     """Settle `precision`, its compute dtype and, for training, its mixed precision (`mixed_bf16`
-    and `mixed_fp16`: auto, True or False each) for `device`; see the module doc."""
+    and `mixed_fp16`: auto, True or False each) for `device`; see the module doc. `checkable`:
+    the caller decides by argmax and can recompute close decisions (greedy), so "checked" is
+    open to it; elsewhere "checked" means fp32, the answers it stands for."""
     if precision not in PRECISIONS:
         raise PricerError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}")
+    if precision == "checked" and purpose == "training":
+        raise PricerError("precision 'checked' is for greedy inference; train in fp32, bf16 or 4bit")
     device = pick_device(device)
     half = half_type(device)
+    if precision == "auto" and checkable and device == "cpu" and half == "bf16":
+        precision = "checked"
+    if precision == "checked":
+        return Precision("checked", device, "bf16", check="fp32") if checkable \
+            else Precision("fp32", device, "fp32")
     if precision == "auto":
         if purpose == "training":
             precision = "4bit" if device.startswith("cuda") else "fp32"

@@ -19,6 +19,7 @@ import hashlib
 import re
 import warnings
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,8 @@ def encoder():
     return _ENCODER
 
 
-_SEEN: dict[str, np.ndarray] = {}  # text -> vector, for this process
+_SEEN: "OrderedDict[str, np.ndarray]" = OrderedDict()  # text -> vector, for this process
+SEEN_LIMIT = 200_000  # texts kept (~300 MB): a server embeds each request, and must not grow forever
 
 
 def embed(texts, progress=None, chunk: int = 256, cache_from: int = 1000) -> np.ndarray:
@@ -104,6 +106,10 @@ def embed(texts, progress=None, chunk: int = 256, cache_from: int = 1000) -> np.
                else np.zeros((0, 384), dtype=np.float32))
     if len(texts) >= cache_from and todo:
         _save_disk_cache(todo)
+    for t in texts:  # the most recently used texts stay; the oldest go beyond SEEN_LIMIT
+        _SEEN.move_to_end(t)
+    while len(_SEEN) > max(SEEN_LIMIT, len(texts)):
+        _SEEN.popitem(last=False)
     return vectors
 
 

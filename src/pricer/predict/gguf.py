@@ -34,7 +34,7 @@ from pricer.errors import PricerError
 from pricer.predict.base import Predictor
 from pricer.predict.extract import extract_price
 from pricer.predict.llm import NUMBER_CHARS
-from pricer.predict.prompting import encode, prompts_for
+from pricer.predict.prompting import encode, prompt_limit, prompts_for
 
 INSTALL = "pip install 'pricer[gguf]'"
 
@@ -117,7 +117,7 @@ class GGUFPredictor(Predictor):
 
     def __init__(self, path: Path | None = None, threads: int | None = None, context: int = 2048,
                  max_new_tokens: int | None = None, prompt_format: str = DEFAULT_FORMAT,
-                 name: str | None = None):
+                 max_length: int | None = None, name: str | None = None):
         if path is None:
             raise PricerError("gguf: give the GGUF file with --path FILE.gguf (or --opt path=FILE.gguf)")
         if context < 64:
@@ -126,6 +126,8 @@ class GGUFPredictor(Predictor):
             raise PricerError(f"gguf: threads must be at least 1, got {threads}")
         if max_new_tokens is not None and max_new_tokens < 1:
             raise PricerError(f"gguf: max_new_tokens must be at least 1, got {max_new_tokens}")
+        if max_length is not None and max_length < 16:
+            raise PricerError(f"gguf: max_length must be at least 16 tokens, got {max_length}")
         self.prompt_format = named_format(prompt_format).name  # before the model: fail fast
         self.path = Path(path)
         self.llm = load_gguf(self.path, context, threads)
@@ -137,19 +139,23 @@ class GGUFPredictor(Predictor):
         if self.max_new_tokens >= self.context - 16:
             raise PricerError(f"gguf: max_new_tokens {self.max_new_tokens} leaves no room for a "
                               f"prompt in a context of {self.context}")
+        # the run's max_length (a GGUF does not record it): prompts cut as the run's greedy cuts them
+        self.max_length = max_length
         self.name = name or "gguf"
         self._kinds: dict[int, tuple[bool, bool, bool, bool]] = {}
 
     def settings(self) -> dict:
         return {"method": "greedy", "engine": "llama.cpp", "path": str(self.path),
                 "max_new_tokens": self.max_new_tokens, "prompt_format": self.prompt_format,
+                "max_length": self.max_length,
                 "context": self.context, "threads": self.llm.n_threads,
                 "threads_batch": self.llm.n_threads_batch}
 
     def encode(self, items) -> tuple[list[list[int]], list[bool]]:
         """Token ids per item, and whether each was cut (pricer.predict.prompting, as greedy)."""
         return encode(self.tokenizer, prompts_for(items, self.prompt_format, self.tokenizer),
-                      self.context - self.max_new_tokens)
+                      prompt_limit(self.context - self.max_new_tokens,
+                                   {"max_length": self.max_length}))
 
     def _kind(self, token: int) -> tuple[bool, bool, bool, bool]:
         """(stop, has_digit, pure_number, ends_number) of a token: greedy's tables (llm.py)."""

@@ -34,6 +34,14 @@ from pricer.predict.extract import extract_price
 from pricer.predict.prompting import encode, prompt_limit, prompts_for
 
 METHODS = ("greedy", "topk", "expected")
+# "checked" precision: a bf16 greedy decision closer than this (top-1 minus top-2 log-prob) is
+# recomputed in fp32. Chosen on train items, never the test split (docs/predict.md).
+CHECK_MARGIN = 0.1
+# Where more than the break-even share of a model's answers has a close decision, bf16 plus the
+# fp32 recomputation costs more than fp32 alone, so checked answers the rest in fp32 directly:
+# the same answers, the faster way. The break-even is measured as it runs (LLMPredictor.
+# break_even); until then this one (bf16 at ~1.6x fp32 on an AVX512-BF16 EPYC: 1 - 1/1.6).
+CHECK_BREAK_EVEN = 0.4
 NUMBER_CHARS = set("0123456789.,$")  # characters that keep a number going under the regex rules
 
 
@@ -101,7 +109,8 @@ class LLMPredictor(Predictor):
                  max_new_tokens: int | None = None, top_k: int = 3, branches: int = 8,
                  max_int_digits: int = 5, max_decimals: int = 0, min_prob: float = 1e-4,
                  prompt_format: str = DEFAULT_FORMAT, name: str | None = None,
-                 info: dict | None = None, max_length: int | None = None):
+                 info: dict | None = None, max_length: int | None = None,
+                 exact_model=None, check_margin: float = CHECK_MARGIN):
         import torch
 
         if method not in METHODS:
@@ -109,6 +118,13 @@ class LLMPredictor(Predictor):
         if batch_size < 1 or branches < 1 or max_int_digits < 1 or max_decimals < 0:
             raise PricerError("batch_size, branches and max_int_digits must be >= 1, max_decimals >= 0")
         self.model, self.tokenizer, self.method = model, tokenizer, method
+        if exact_model is not None and method != "greedy":
+            raise PricerError("only greedy decides by argmax: checked precision is for greedy")
+        # "checked": `model` decides (bf16); a greedy answer whose closest decision is under
+        # `check_margin` (top-1 minus top-2 log-prob) is recomputed on `exact_model` (fp32)
+        self.exact_model, self.check_margin = exact_model, check_margin
+        self._decisions = [0, 0]  # answers with a decision under the margin, answers seen
+        self._seconds = {"fast": [0.0, 0], "exact": [0.0, 0]}  # seconds, items: per model
         self.prompt_format = named_format(prompt_format).name  # the adapter's training format
         self.digit_tokenizer = is_digit_tokenizer(tokenizer)
         if method == "topk" and self.digit_tokenizer:
@@ -136,7 +152,8 @@ class LLMPredictor(Predictor):
         common = {"method": self.method, "batch_size": self.batch_size,
                   "prompt_format": self.prompt_format, **self.info}
         if self.method == "greedy":
-            return common | {"max_new_tokens": self.max_new_tokens}
+            checked = {"check_margin": self.check_margin} if self.exact_model is not None else {}
+            return common | {"max_new_tokens": self.max_new_tokens} | checked
         if self.method == "topk":
             return common | {"top_k": self.top_k}
         return common | {"branches": self.branches, "max_int_digits": self.max_int_digits,
@@ -150,9 +167,55 @@ class LLMPredictor(Predictor):
         """One dict per item: `price` (None when no number), `reason` when None, `truncated`,
         the generated `text` (greedy) or `p10`/`p50`/`p90`/`mass` (expected).
         `progress(n)` is called after each batch with the number of items it finished."""
-        torch = self._torch
-        run = {"greedy": self._greedy, "topk": self._topk, "expected": self._expected}[self.method]
         ids, truncated = self.encode(items)
+        if self.exact_model is None:
+            return [r | {"truncated": cut} for r, cut in zip(self._batched(ids, progress), truncated)]
+        if self.close_share() > self.break_even():  # fp32 alone is faster for this model
+            results = self._timed("exact", ids, progress)
+        else:  # checked: bf16 decides, the close decisions again in fp32
+            results = self._timed("fast", ids, progress)
+            close = [i for i, r in enumerate(results) if r["margin"] < self.check_margin]
+            for i, result in zip(close, self._timed("exact", [ids[i] for i in close])):
+                results[i] = result | {"checked": True}
+        self._decisions[0] += sum(r["margin"] < self.check_margin for r in results)
+        self._decisions[1] += len(results)
+        return [r | {"truncated": cut} for r, cut in zip(results, truncated)]
+
+    def close_share(self) -> float:
+        """The share of answers so far with a decision under the check margin (0 before 32)."""
+        close, seen = self._decisions
+        return close / seen if seen >= 32 else 0.0
+
+    def break_even(self) -> float:
+        """The close share above which bf16 plus the fp32 recomputation costs more than fp32
+        alone: 1 - (bf16 seconds per item) / (fp32 seconds per item), as measured here so far
+        (CHECK_BREAK_EVEN until both have priced 16 items)."""
+        (fast_s, fast_n), (exact_s, exact_n) = self._seconds["fast"], self._seconds["exact"]
+        if fast_n < 16 or exact_n < 16:
+            return CHECK_BREAK_EVEN
+        return 1 - (fast_s / fast_n) / (exact_s / exact_n)
+
+    def _timed(self, which: str, ids, progress=None) -> list[dict]:
+        """_batched on the fast (bf16) or the exact (fp32) model, its seconds per item kept."""
+        import time
+
+        start = time.perf_counter()
+        results = self._batched(ids, progress, self.model if which == "fast" else self.exact_model)
+        spent = self._seconds[which]
+        spent[0], spent[1] = spent[0] + time.perf_counter() - start, spent[1] + len(ids)
+        return results
+
+    def _batched(self, ids: list[list[int]], progress=None, model=None) -> list[dict]:
+        """The method run on `ids` in batches of similar length (on `model`, else self.model),
+        results in input order."""
+        torch = self._torch
+        if model is not None and model is not self.model:
+            fast, self.model = self.model, model
+            try:
+                return self._batched(ids, progress)
+            finally:
+                self.model = fast
+        run = {"greedy": self._greedy, "topk": self._topk, "expected": self._expected}[self.method]
         results: list[dict | None] = [None] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM early
         with torch.inference_mode():
@@ -160,7 +223,7 @@ class LLMPredictor(Predictor):
                 batch = order[start:start + self.batch_size]
                 input_ids, mask = self._pad([ids[i] for i in batch])
                 for i, result in zip(batch, run(input_ids, mask)):
-                    results[i] = result | {"truncated": truncated[i]}
+                    results[i] = result
                 if progress:
                     progress(len(batch))
         return results
@@ -211,8 +274,11 @@ class LLMPredictor(Predictor):
         batch = input_ids.shape[0]
         started = torch.zeros(batch, dtype=torch.bool, device=self.device)
         done = torch.zeros_like(started)
+        margin = torch.full((batch,), math.inf, device=self.device)
         generated = []
         for step in range(self.max_new_tokens):
+            best = logp.topk(2, dim=-1).values  # the decision's margin: top-1 minus top-2 log-prob
+            margin = torch.where(done, margin, torch.minimum(margin, best[:, 0] - best[:, 1]))
             token = logp.argmax(-1)
             generated.append(torch.where(done, -1, token))  # -1: after the item finished
             done = done | t.stop[token] | t.ends_number[token] | (started & ~t.pure_number[token])
@@ -226,10 +292,11 @@ class LLMPredictor(Predictor):
         vocab = len(self.tokenizer)  # ids past the tokenizer (padded lm_head rows) are no text
         texts = self.tokenizer.batch_decode([[x for x in r if 0 <= x < vocab] for r in rows])
         results = []
-        for text in texts:
+        for text, m in zip(texts, margin.tolist()):
             price = extract_price(PRICE_PREFIX + text)  # as the reference: text after the prefix
-            results.append({"price": price, "text": text} if price is not None else
-                           {"price": None, "text": text, "reason": f"no number in the output {text!r}"})
+            results.append({"price": price, "text": text, "margin": m} if price is not None else
+                           {"price": None, "text": text, "margin": m,
+                            "reason": f"no number in the output {text!r}"})
         return results
 
     # ---- topk: the reference's weighted top-3 ----
@@ -398,7 +465,7 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     The method's own options (METHOD_OPTIONS) go to `LLMPredictor`; another method's is refused."""
     import torch
 
-    from pricer.models.load import load_model, resolve_adapter
+    from pricer.models.load import bf16_twin, load_model, resolve_adapter
     from pricer.models.run import Run
     from pricer.models.precision import resolve_precision
 
@@ -420,7 +487,7 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     if prompt_format is None:
         prompt_format = trained.get("prompt_format") or DEFAULT_FORMAT
     prompt_format = named_format(prompt_format).name
-    resolved = resolve_precision(precision, device, "inference")
+    resolved = resolve_precision(precision, device, "inference", checkable=method == "greedy")
     device, precision = resolved.device, resolved.name
     if quantize not in (None, "int8"):
         raise PricerError(f"unknown quantize '{quantize}' (only int8)")
@@ -435,6 +502,9 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
     loaded, tokenizer = load_model(model, adapter=adapter, precision=precision, device=device)
     if adapter and merge:
         loaded = loaded.merge_and_unload()
+    exact = None
+    if resolved.check:  # checked: the bf16 twin decides, the fp32 model settles close calls
+        exact, loaded = loaded, bf16_twin(loaded)
     if quantize == "int8":
         # decoder layers only, per-channel weight scales: still not enough for SmolLM2 (its
         # activations, quantised per tensor, have outliers), so this stays an opt-in
@@ -446,4 +516,4 @@ def load_llm_predictor(method: str, model: str = "default", adapter: str | None 
             "merged": bool(adapter and merge), "quantize": quantize}
     return LLMPredictor(loaded, tokenizer, method=method, batch_size=batch_size,
                         prompt_format=prompt_format, max_length=trained.get("max_length"),
-                        name=name or method, info=info, **options)
+                        name=name or method, info=info, exact_model=exact, **options)
