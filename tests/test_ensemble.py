@@ -11,7 +11,7 @@ from conftest import AMAZON_TEST, AMAZON_TRAIN
 from pricer.data.items import read_items
 from pricer.errors import PricerError
 from pricer.data.validation import carve
-from pricer.predict.ensemble import fit_ensemble, fit_weights, load_ensemble, parse_member
+from pricer.predict.ensemble import fit_ensemble, fit_weights, parse_member
 from pricer.predict.registry import make_predictor
 
 
