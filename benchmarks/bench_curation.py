@@ -14,6 +14,8 @@ wall-clock lines/s, and CPU seconds per line (this process + its workers), which
 cores can do when the machine is shared and wall-clock time is not ours alone; and the peak
 resident memory of this process and of its largest worker (getrusage), which shows that the
 file is streamed: what grows with the file is only the list of curated items kept for balancing.
+Ends with one JSON line (both runs, the machine, the load; `--out FILE` writes it there too).
+`PYTHONPATH=OTHER/src` runs an older checkout's curation on the same file.
 """
 
 import argparse
@@ -22,8 +24,11 @@ import os
 import resource
 import tempfile
 import time
+from datetime import datetime, timezone
 from itertools import cycle
 from pathlib import Path
+
+from report import emit, load_average, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -66,6 +71,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the one-process run (for big files)")
+    parser.add_argument("--out", type=Path, help="also write the JSON line to this file")
     args = parser.parse_args()
 
     from pricer.data import pipeline
@@ -79,7 +85,10 @@ def main() -> None:
         print(f"{args.lines:,} raw lines, {size / 1e6:.1f} MB ({size / args.lines:,.0f} B/line)")
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
               f"peak memory after writing the file: {peak_mb()[0]:,.0f} MB")
-        rates = {}
+        rates, result = {}, {"benchmark": "bench_curation", "lines": args.lines,
+                             "file_mb": round(size / 1e6, 1), "src": pipeline.__file__,
+                             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                             "machine": machine(), "load_average_before": load_average()}
         runs = (args.workers,) if args.no_baseline else (1, args.workers)
         for workers in runs:
             start, cpu = time.perf_counter(), cpu_seconds()
@@ -95,9 +104,15 @@ def main() -> None:
             print(f"  peak memory: this process {own:,.0f} MB ({len(items):,} curated items "
                   f"held), largest worker {kids:,.0f} MB; load average now "
                   f"{os.getloadavg()[0]:.1f}")
+            result[f"workers_{workers}"] = {
+                "seconds": round(seconds, 2), "raw_lines_per_s": round(rates[workers]),
+                "cpu_ms_per_line": round(1000 * cpu / read, 3), "read": read, "kept": len(items),
+                "load_average_after": load_average()}
             del items
         if len(runs) == 2:
             print(f"speed-up {args.workers} workers vs 1: {rates[args.workers] / rates[1]:.2f}x")
+            result["speedup_workers_vs_1"] = round(rates[args.workers] / rates[1], 2)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

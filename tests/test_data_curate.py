@@ -10,7 +10,8 @@ import pytest
 from conftest import AMAZON_TRAIN, RAW_SAMPLES
 from pricer.data import balance as balancing
 from pricer.data.curate import (REFERENCE, USER, Drop, amazon_draft, check_price, contents_of,
-                                parse_price, scrub, scrub_details, token_rule)
+                                head_ids, parse_price, scrub, scrub_details, splits_at_spaces,
+                                token_rule)
 from pricer.data import prompts
 
 HF = RAW_SAMPLES / "raw_meta_hf_format.jsonl"
@@ -126,6 +127,45 @@ def test_token_rule_keeps_over_150_and_cuts_to_160(tokenizer):
         assert len(full) > 150 and n == 160
         assert text == tokenizer.decode(full[:160])
         assert draft.startswith(text.rstrip("\ufffd"))
+
+
+def test_first_tokens_piece_by_piece_are_the_whole_texts_first_tokens(tokenizer):
+    """head_ids encodes a text a piece at a time, cut before spaces: its ids must be the whole
+    text's, on real listings and on texts made to break it (space runs, tabs, newlines, other
+    Unicode spaces, digits, long words, multi-byte characters, special-token text)."""
+    backend = tokenizer.backend_tokenizer
+    assert splits_at_spaces(backend)  # the default model's byte-level BPE
+    texts = [json.loads(line)["text"] for line in AMAZON_TRAIN.read_text().splitlines()[:400]]
+    rng = random.Random(0)
+    parts = ["word", "  ", " ", "\t", "\n", " \n ", "\u00a0", "\u3000", "\u2009", "12345", "$1,299.99",
+             "x" * 40, "caf\u00e9", "\U0001F600", "\u4e2d\u6587", "<|endoftext|>", "'s", "...", "-"]
+    texts += ["".join(rng.choice(parts) + rng.choice(["", " "]) for _ in range(300))
+              for _ in range(200)]
+    texts += ["", " ", "one", "x" * 5000, " lead" * 300, "trail " * 300]
+    whole = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    for needed in (1, 161, 400):
+        for chars_per_token in (1, 4):
+            heads = head_ids(texts, backend, needed, chars_per_token)
+            for text, full, head in zip(texts, whole, heads):
+                assert head == full[:len(head)], text[:80]
+                assert len(head) >= min(needed, len(full)), text[:80]
+
+
+def test_first_tokens_only_for_tokenizers_that_split_at_spaces(tokenizer):
+    """A tokenizer whose pre-tokenizer or normalizer could join across a space (SentencePiece's
+    Metaspace, an added token that strips spaces) is encoded whole."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    metaspace = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    metaspace.pre_tokenizer = pre_tokenizers.Metaspace()
+    normalized = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    normalized.normalizer = normalizers.NFKC()
+    stripping = json.loads(json.dumps(spec))
+    stripping["added_tokens"][0]["rstrip"] = True
+    assert not splits_at_spaces(metaspace)
+    assert not splits_at_spaces(normalized)
+    assert not splits_at_spaces(Tokenizer.from_str(json.dumps(stripping)))
 
 
 def test_prompts_are_the_reference_ones():

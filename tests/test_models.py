@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pricer.errors import PricerError
-from pricer.models.load import attach_adapter, detach_adapter, load_base, load_model, load_tokenizer
+from pricer.models.load import attach_adapter, detach_adapter, load_base, load_model
 
 from conftest import LLAMA_8B_CONFIG, ROOT
 

@@ -57,7 +57,15 @@ def data(
     model: Annotated[str, typer.Option("--model", "-m",
         help="Base model whose tokenizer counts tokens ('default', a folder or a Hub id).")
     ] = "default",
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(
+        help="Worker processes (--engine dask: of the local cluster; with --scheduler, sizes the "
+        "chunks in flight).")] = 2,
+    engine: Annotated[str, typer.Option(
+        help="Where curation runs: processes (local worker processes) or dask (a Dask cluster; "
+        "needs pip install 'pricer[distributed]').")] = "processes",
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="--engine dask: the address of a running Dask scheduler (tcp://HOST:8786); "
+        "default: a local cluster of --workers processes.")] = None,
     chunk_size: Annotated[int, typer.Option(help="Records per chunk.")] = 1000,
     push_to_hub: Annotated[Optional[str], typer.Option(
         help="Also upload the data set to this Hub repo (online, needs a token).")] = None,
@@ -78,6 +86,12 @@ def data(
         raise PricerError("--demo writes the 2024 prompt format; leave out --prompt-format")
     if not demo and not inputs and not hub:
         raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
+    if engine not in ("processes", "dask"):
+        raise PricerError(f"unknown engine '{engine}' (choose from processes, dask)")
+    if scheduler is not None and engine != "dask":
+        raise PricerError("--scheduler needs --engine dask")
+    if demo and engine != "processes":
+        raise PricerError("--demo builds its own data; leave out --engine")
     if (min_price > max_price or min_tokens > max_tokens or min(workers, chunk_size) < 1
             or (bucket_cap is not None and bucket_cap < 1)):
         raise PricerError("impossible settings: check price/token bounds, workers, chunk size, "
@@ -86,31 +100,45 @@ def data(
     if not columns:
         raise PricerError("--text-column needs a column name")
     store.check_out(out, overwrite)  # before any long work
-    tokenizer = _tokenizer(model)
+    # the cluster first: a scheduler that cannot be reached fails before the tokenizer loads
+    with _engine(engine, scheduler, workers) as curate_map:
+        tokenizer = _tokenizer(model)
+        if demo:
+            from pricer.data.demo import build_demo_catalog
 
-    if demo:
-        from pricer.data.demo import build_demo_catalog
-
-        path = build_demo_catalog(out, train_size=4000 if train_size is None else train_size,
-                                  test_size=500 if test_size is None else test_size, seed=seed,
-                                  tokenizer=tokenizer, overwrite=overwrite)
-        report = store.read_report(path)
-    else:
-        sizes = balancing.BalanceSettings(
-            train_size=400_000 if train_size is None else train_size,
-            test_size=2_000 if test_size is None else test_size,
-            bucket_cap=bucket_cap, seed=seed, balance=balance)
-        with _Bar() as bar:
-            report = pipeline.build_dataset(
-                out, tokenizer=tokenizer, inputs=inputs or [], hub=hub or [], fmt=fmt,
-                text_columns=columns, price_column=price_column, category_column=category_column,
-                category=category, balance=sizes, workers=workers, chunk_size=chunk_size,
-                overwrite=overwrite, progress=bar.update,
-                overrides=dict(min_price=min_price, max_price=max_price, min_chars=min_chars,
-                               min_tokens=min_tokens, max_tokens=max_tokens,
-                               prompt_format=prompt_format))
+            path = build_demo_catalog(out, train_size=4000 if train_size is None else train_size,
+                                      test_size=500 if test_size is None else test_size,
+                                      seed=seed, tokenizer=tokenizer, overwrite=overwrite)
+            report = store.read_report(path)
+        else:
+            sizes = balancing.BalanceSettings(
+                train_size=400_000 if train_size is None else train_size,
+                test_size=2_000 if test_size is None else test_size,
+                bucket_cap=bucket_cap, seed=seed, balance=balance)
+            with _Bar() as bar:
+                report = pipeline.build_dataset(
+                    out, tokenizer=tokenizer, inputs=inputs or [], hub=hub or [], fmt=fmt,
+                    text_columns=columns, price_column=price_column,
+                    category_column=category_column, category=category, balance=sizes,
+                    workers=workers, chunk_size=chunk_size, overwrite=overwrite,
+                    progress=bar.update, engine=curate_map,
+                    overrides=dict(min_price=min_price, max_price=max_price, min_chars=min_chars,
+                                   min_tokens=min_tokens, max_tokens=max_tokens,
+                                   prompt_format=prompt_format))
     show(report, console)
     _finish(report, Path(report["out"]), push_to_hub)
+
+
+def _engine(engine: str, scheduler: str | None, workers: int):
+    """A context giving the map that curates the chunks: None (local processes, the pipeline's
+    default), or a Dask cluster's (`pricer.data.distributed`), closed at the end."""
+    if engine == "processes":
+        from contextlib import nullcontext
+
+        return nullcontext()
+    from pricer.data.distributed import DaskEngine
+
+    return DaskEngine(scheduler, workers)
 
 
 def _tokenizer(model: str):

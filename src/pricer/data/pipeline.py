@@ -12,7 +12,8 @@ time; each worker holds the tokenizer (inherited by fork) so the token rule is o
 At most a few chunks are in flight, so memory stays flat however big the raw file is
 (`multiprocessing.Pool.imap` would read the whole file ahead, hence the small window below).
 Workers die with the process that started them, even when it is killed (SIGKILL) and cannot
-clean up.
+clean up. Another engine (a map with `ordered_map`'s signature, e.g. `distributed.DaskEngine`,
+which runs the chunks on a Dask cluster) can be passed to `curate_source`/`build_dataset`.
 
 Progress is reported through a callback, `progress(done, total, source=..., read=..., kept=...)`
 (`done`/`total` in bytes of the file, or records for the Hub where `total` is None).
@@ -163,13 +164,15 @@ def curate_source(path: Path | None, fmt: str | None = None, *, hub_category: st
                   tokenizer, overrides: dict | None = None, text_columns=("text",),
                   price_column: str = "price", category_column: str | None = None,
                   category: str | None = None, workers: int = 2, chunk_size: int = 1000,
-                  progress=None, into=None):
+                  progress=None, into=None, engine=None):
     """Curate one local file (or one Hub category): (items, read, dropped, format).
 
     The format (Amazon raw or your own file) is decided here, once: Amazon raw records get the
     reference's settings, your files the lenient price rule (`curate.USER`); `overrides` (e.g.
     min_price) apply to both. The items are added to `into` (a list or a `Spool`, which keeps
-    them on disk) and it is returned; by default a new list."""
+    them on disk) and it is returned; by default a new list. `engine` curates the chunks: a
+    callable with `ordered_map`'s signature (e.g. a `distributed.DaskEngine`, used whatever the
+    file's size); None: `ordered_map`, local processes (one for a small file)."""
     if hub_category:
         fmt = "amazon-raw"
         chunks, total, label = read.hub_chunks(hub_category, chunk_size), None, hub_category
@@ -189,7 +192,7 @@ def curate_source(path: Path | None, fmt: str | None = None, *, hub_category: st
             read.check_columns(path, fmt, columns)
         chunks = read.chunks(path, fmt, columns=columns, chunk_size=chunk_size)
         total, label = path.stat().st_size, path.name
-        if total < SMALL_FILE:
+        if total < SMALL_FILE and engine is None:
             workers = 1
     settings = settings_for(fmt, overrides)
     if fmt == "amazon-raw":
@@ -198,8 +201,8 @@ def curate_source(path: Path | None, fmt: str | None = None, *, hub_category: st
         spec = Spec("user", settings, text_columns, price_column, category_column, category)
 
     items, dropped, count, kept = [] if into is None else into, Counter(), 0, 0
-    for (chunk_items, chunk_dropped, n), position in ordered_map(chunks, spec, tokenizer,
-                                                                 workers):
+    for (chunk_items, chunk_dropped, n), position in (engine or ordered_map)(chunks, spec,
+                                                                            tokenizer, workers):
         items.extend(chunk_items)
         dropped.update(chunk_dropped)
         count += n
@@ -253,9 +256,9 @@ def build_dataset(out: str | Path, *, tokenizer, inputs=(), hub=(), fmt: str | N
                   category_column: str | None = None, category: str | None = None,
                   overrides: dict | None = None, balance: balancing.BalanceSettings | None = None,
                   workers: int = 2, chunk_size: int = 1000, overwrite: bool = False,
-                  progress=None) -> dict:
+                  progress=None, engine=None) -> dict:
     """`pricer data`: curate every input file and Hub category, then balance, split and save to
-    `out`. Returns the report."""
+    `out`. Returns the report. `engine`: see `curate_source` (None: local processes)."""
     if not inputs and not hub:
         raise PricerError("give --input PATH (or --hub CATEGORY, or --demo)")
     out = store.check_out(out, overwrite)  # before any long work
@@ -267,7 +270,8 @@ def build_dataset(out: str | Path, *, tokenizer, inputs=(), hub=(), fmt: str | N
                 None if is_hub else source, fmt, hub_category=source if is_hub else None,
                 tokenizer=tokenizer, overrides=overrides, text_columns=text_columns,
                 price_column=price_column, category_column=category_column, category=category,
-                workers=workers, chunk_size=chunk_size, progress=progress, into=items)
+                workers=workers, chunk_size=chunk_size, progress=progress, into=items,
+                engine=engine)
             count += n
             dropped.update(why)
             formats.append(used)

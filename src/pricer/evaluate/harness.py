@@ -95,8 +95,8 @@ def _table(rows, skipped, console):
     text = Text()
     line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
     text.append(f"{line}  item\n", style="bold")
-    for numbers, title, style in cells:
-        line = "  ".join(n.rjust(w) for n, w in zip(numbers, widths))
+    for row, title, style in cells:
+        line = "  ".join(n.rjust(w) for n, w in zip(row, widths))
         text.append(f"{line}  {title}\n", style=style)
     console.print(text, end="", no_wrap=True, overflow="ellipsis", highlight=False)
 

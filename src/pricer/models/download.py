@@ -14,8 +14,6 @@ import os
 import shutil
 from pathlib import Path
 
-from pricer.errors import PricerError
-
 SAFE_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.md"]
 MANIFEST = "pricer-download.json"
 
