@@ -10,7 +10,7 @@ from clirun import assert_bad_input, assert_ok, pricer
 from conftest import AMAZON_TEST, AMAZON_TRAIN
 from pricer.data.items import read_items
 from pricer.errors import PricerError
-from pricer.data.validation import carve
+from pricer.data.validation import carve, without_slice
 from pricer.predict.ensemble import fit_ensemble, fit_weights, parse_member
 from pricer.predict.registry import make_predictor
 
@@ -31,6 +31,37 @@ def test_carve_is_seeded_and_disjoint():
     assert carve(items, 10, seed=1) == (fit, val) and carve(items, 10, seed=2)[1] != val
     with pytest.raises(PricerError, match="--val-size"):
         carve(items, 50)
+
+
+def test_carve_from_a_pool_holds_out_only_pool_items():
+    """--val-pool / --holdout-pool N: the slice comes from the first N items (the test-like
+    reference split at the start of train.jsonl); the others all stay to fit on."""
+    items = list(range(100))
+    fit, val = carve(items, 10, seed=1, pool=30)
+    assert len(val) == 10 and set(val) <= set(range(30)) and set(fit).isdisjoint(val)
+    assert sorted(fit + val) == items and fit[-70:] == list(range(30, 100))
+    assert carve(items, 10, seed=1, pool=30) == (fit, val) and carve(items, 10, 2, 30)[1] != val
+    assert carve(items, 10, seed=1, pool=0) == carve(items, 10, seed=1)  # 0: as before
+    assert without_slice(items, 10, 50, seed=1, pool=30) == fit[:50]
+    with pytest.raises(PricerError, match="--val-size"):
+        carve(items, 30, pool=30)
+    with pytest.raises(PricerError, match="pool"):
+        carve(items, 10, pool=101)
+
+
+def test_ensemble_fitted_on_a_pool_slice(tmp_path):
+    """The ensemble's slice from the first 300 train items; its members learn from the rest,
+    the same items `without_slice` gives a member trained with --holdout-pool."""
+    train = read_items(AMAZON_TRAIN, split="train")[:700]
+    specs = [parse_member(s) for s in ("constant", "bow-lr")]
+    ensemble, found = fit_ensemble(specs, train, tmp_path / "w.json", val_size=150, seed=3,
+                                   val_pool=300)
+    fit = without_slice(train, 150, seed=3, pool=300)
+    assert found["validation"]["val_pool"] == 300 and found["validation"]["fit_items"] == 550
+    assert ensemble.predictors[0].value == pytest.approx(sum(i.price for i in fit) / len(fit))
+    _, val = carve(train, 150, seed=3, pool=300)
+    first = {i.text for i in train[:300]}
+    assert all(i.text in first for i in val)
 
 
 def test_nnls_recovers_a_known_blend():
@@ -87,6 +118,11 @@ def test_cli_ensemble_then_eval(tmp_path):
                             tmp_path / "x.json"), "--val-size")
     assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--member", "constant:value",
                             "--out", tmp_path / "y.json"), "key=value")
+    assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--max-items", "50",
+                            "--val-size", "10", "--val-pool", "80", "--member", "constant",
+                            "--out", tmp_path / "z.json"), "pool")
+    assert_bad_input(pricer("ensemble", "--train", AMAZON_TRAIN, "--val-pool", "-1", "--member",
+                            "constant", "--out", tmp_path / "z.json"), "--val-pool")
     (tmp_path / "bad.json").write_text("{}")
     assert_bad_input(pricer("eval", "--data", AMAZON_TEST, "--predictor", "ensemble", "--path",
                             tmp_path / "bad.json", "--results", tmp_path / "r"), "not an ensemble")

@@ -162,6 +162,9 @@ def baselines(
     holdout: Annotated[int, typer.Option(
         help="Leave out the validation slice of pricer ensemble --val-size N (same seeded "
              "carve, --seed), so the saved baselines can be ensemble members.")] = 0,
+    holdout_pool: Annotated[int, typer.Option(
+        help="That slice drawn from the first N train items only, as pricer ensemble "
+             "--val-pool N; 0: from all.")] = 0,
 ) -> None:
     """Train the classical baselines on the train split, save them, evaluate them on the test split."""
     from rich.console import Console
@@ -185,8 +188,9 @@ def baselines(
     unknown = [k for k in chosen if k not in BASELINES]
     if unknown:
         raise PricerError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(BASELINES)})")
-    if holdout < 0:
-        raise PricerError(f"--holdout must be 0 or more, got {holdout}")
+    if holdout < 0 or holdout_pool < 0:
+        raise PricerError(f"--holdout and --holdout-pool must be 0 or more, got {holdout} and "
+                          f"{holdout_pool}")
     like = _prices_like(balance_prices, prices_like)
     train_items = _train_items(data, train, None if holdout else max_items)
     if not train_items:
@@ -194,7 +198,7 @@ def baselines(
     if holdout:  # the ensemble's validation slice stays unseen
         from pricer.data.validation import without_slice
 
-        train_items = without_slice(train_items, holdout, max_items, seed)
+        train_items = without_slice(train_items, holdout, max_items, seed, holdout_pool)
     test_items = read_items(test or data, split="test")
     if not test_items:
         raise PricerError("the test split is empty")
@@ -372,6 +376,10 @@ def ensemble(
                                                "(seeded shuffle) to fit the weights on.")] = 500,
     max_items: Annotated[Optional[int], typer.Option(help="Use only the first N train items.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the validation carve.")] = 42,
+    val_pool: Annotated[int, typer.Option(
+        help="Carve the slice from the first N train items only (e.g. 997: the test-like "
+             "reference split at the start of amazon-pricer's train.jsonl); 0: from all. Members "
+             "must leave out the same slice (pricer train/baselines --holdout-pool N).")] = 0,
     balance_prices: Annotated[bool, typer.Option(
         help="Weight the validation items so that every price band counts the same (as "
              "pricer train --balance-prices), for a train split cheaper than the test split.")] = False,
@@ -393,6 +401,8 @@ def ensemble(
         raise PricerError("give --train FILE or --data (a saved data set)")
     if val_size < 1:
         raise PricerError(f"--val-size must be at least 1, got {val_size}")
+    if val_pool < 0:
+        raise PricerError(f"--val-pool must be 0 or more, got {val_pool}")
     like = _prices_like(balance_prices, prices_like)
     if out.exists() and not overwrite:
         raise PricerError(f"{out}: exists (give --overwrite to replace it)")
@@ -406,7 +416,7 @@ def ensemble(
     with console.status("ensemble") as status:
         found_ens, found = fit_ensemble(
             specs, train_items, out, val_size=val_size, seed=seed, bounds=price_bounds(train or data),
-            balance_prices=balance_prices, prices_like=like,
+            balance_prices=balance_prices, prices_like=like, val_pool=val_pool,
             progress=lambda name, stage: status.update(f"{stage} {name}"))
     val = found["validation"]
     t = Table(title=f"ensemble weights ({found['method']}); validation: {val['items']} train "

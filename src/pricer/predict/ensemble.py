@@ -159,8 +159,9 @@ def parse_member(spec: str) -> dict:
 def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size: int = 500,
                  seed: int = 42, bounds: tuple[float, float] | None = None,
                  progress=None, balance_prices: bool = False,
-                 prices_like: list[float] | None = None) -> tuple[EnsemblePredictor, dict]:
-    """Carve a validation slice from `train_items`, fit the members that learn on the rest (saved
+                 prices_like: list[float] | None = None,
+                 val_pool: int = 0) -> tuple[EnsemblePredictor, dict]:
+    """Carve a validation slice from `train_items` (from their first `val_pool`, if given), fit the members that learn on the rest (saved
     beside `out`, in OUT_STEM-members/), predict the slice with every member, fit the weights and
     save the ensemble as JSON at `out`. `progress(member, stage)` reports each step.
     Returns (the ensemble, a report: per member its validation error and RMSLE, and the blend's)."""
@@ -173,7 +174,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         raise PricerError("give at least one --member")
     report = progress or (lambda *args: None)
     bounds = bounds or price_bounds()
-    fit_items, val_items = carve(train_items, val_size, seed)
+    fit_items, val_items = carve(train_items, val_size, seed, val_pool)
     val_kept, val_prices, _ = train_split(val_items, bounds)
     if not val_kept:
         raise PricerError("the validation slice has no item with a price within the bounds")
@@ -218,6 +219,7 @@ def fit_ensemble(specs: list[dict], train_items: list, out: str | Path, val_size
         return found
 
     found = {"validation": {"items": len(val_kept), "seed": seed, "val_size": val_size,
+                            "val_pool": val_pool,
                             "fit_items": len(fit_items), "balance_prices": balance_prices,
                             "prices_like_items": len(prices_like or []),
                             "members": [summary(g, p.name) for g, p in zip(guesses, predictors)],

@@ -45,6 +45,9 @@ class TrainConfig:
     holdout: int = option(0, "Leave out the validation slice of `pricer ensemble --val-size N` "
                           "(the same seeded carve, with --seed as the ensemble's --seed), so "
                           "this run can be an ensemble member.")
+    holdout_pool: int = option(0, "Draw that slice from the first N train items only, as "
+                               "`pricer ensemble --val-pool N` (e.g. 997: the test-like reference "
+                               "split at the start of amazon-pricer's train.jsonl); 0: from all.")
     # LoRA / QLoRA
     lora_r: int = option(32, "LoRA rank.")
     lora_alpha: int = option(64, "LoRA alpha (scaling = alpha / r).")
@@ -193,6 +196,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.eval_size is None or config.eval_size > 0, "eval_size must be > 0 (or all)"),
         (config.max_items is None or config.max_items > 0, "max_items must be > 0"),
         (config.holdout >= 0, "holdout must be >= 0"),
+        (config.holdout_pool >= 0, "holdout_pool must be >= 0"),
         (config.threads is None or config.threads > 0, "threads must be > 0"),
         (config.max_minutes is None or config.max_minutes > 0, "max_minutes must be > 0"),
         (config.max_steps == -1 or config.max_steps > 0, "max_steps must be > 0 (or -1: use epochs)"),

@@ -278,7 +278,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     if config.holdout:  # the ensemble's validation slice stays unseen
         from pricer.data.validation import without_slice
 
-        items = without_slice(items, config.holdout, needed, config.seed)
+        items = without_slice(items, config.holdout, needed, config.seed, config.holdout_pool)
     data, head_stats = build_data(config, items, tokenizer)
     say(f"data {config.data}: {data.n_items} items, {data.n_tokens} tokens, {data.n_truncated} "
         f"shortened to fit max_length {config.max_length}, {data.n_skipped} skipped (no price)")
