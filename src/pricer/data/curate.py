@@ -236,7 +236,7 @@ def token_rule(drafts: list[str], tokenizer, settings: Settings) -> list[tuple[s
 # encoded a piece at a time until `needed` tokens are there. tokenizers has no "first n tokens"
 # call of its own; tests/test_data_curate.py checks the ids against whole-text encoding.
 
-_SPLITS: dict = {}   # id(backend) -> bool
+_SPLITS: dict = {}   # id(backend) -> (backend, bool): the backend kept, so its id is not reused
 
 
 def splits_at_spaces(backend) -> bool:
@@ -244,7 +244,7 @@ def splits_at_spaces(backend) -> bool:
     no normalizer, a ByteLevel pre-tokenizer with GPT-2's regex and no prefix space (optionally
     after Digits), and no added token that holds or strips spaces."""
     key = id(backend)
-    if key not in _SPLITS:
+    if _SPLITS.get(key, (None,))[0] is not backend:
         import json
 
         spec = json.loads(backend.to_str())
@@ -252,14 +252,14 @@ def splits_at_spaces(backend) -> bool:
         steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
         kinds = [step.get("type") for step in steps]
         byte_level = steps[-1] if kinds and kinds[-1] == "ByteLevel" else {}
-        _SPLITS[key] = (
+        _SPLITS[key] = (backend, (
             spec.get("normalizer") is None
             and set(kinds[:-1]) <= {"Digits"}
             and byte_level.get("use_regex") is True and byte_level.get("add_prefix_space") is False
             and (spec.get("model") or {}).get("type") == "BPE"
             and not any(t.get("lstrip") or t.get("rstrip") or any(c.isspace() for c in t["content"])
-                        for t in spec.get("added_tokens") or []))
-    return _SPLITS[key]
+                        for t in spec.get("added_tokens") or [])))
+    return _SPLITS[key][1]
 
 
 def head_ids(texts: list[str], backend, needed: int, chars_per_token: int = 4) -> list[list[int]]:
