@@ -1,10 +1,14 @@
-"""The regression head's second epoch with and without the frozen-layer cache (issue 19, part 3).
+"""A run's second epoch with and without the frozen-layer cache (issue 19, part 3).
 
     .venv/bin/python benchmarks/bench_head_cache.py --items 500 \
         --out docs/measurements/head_cache_cpu_amd_epyc.json
+    .venv/bin/python benchmarks/bench_head_cache.py --config amazon --items 200 \
+        --out docs/measurements/generation_cache_cpu_amd_epyc.json
 
 Trains the `amazon-head` recipe (default model, layers 0-6 frozen, LoRA on 7-11, batch 16, max
-length 128, band weights) for two epochs on the first N items of train.jsonl, twice in this one
+length 128, band weights), or with `--config amazon` the generation path (the fast path, layers
+0-21 frozen, LoRA on 22-29, batch 8, max length 160; `--loss ntl` for its number-aware loss), for
+two epochs on the first N items of train.jsonl, twice in this one
 process: `frozen_cache: false` (today: every layer at every step), then `frozen_cache: true` (the
 cache built first, into a fresh temporary folder, so its build time is measured too). The same
 seed and data order in both, so the logged losses must agree (printed as their largest relative
@@ -26,12 +30,15 @@ from pathlib import Path
 from report import emit, machine  # one JSON line and the machine, as every benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {"amazon-head": "amazon-head (default model SmolLM2-135M, 12 layers, LoRA on the top 5, "
+                          "layers 0-6 frozen, batch 16, max length 128)",
+           "amazon": "amazon, the generation path (default model SmolLM2-135M, 30 layers, LoRA on "
+                     "the top 8, layers 0-21 frozen, the fast path, batch 8, max length 160)"}
 TRAIN = ROOT.parent / "shared" / "data" / "amazon-pricer" / "train.jsonl"
 
 
-
-
-def run(items_file: Path, n_items: int, cache: bool, work: Path, threads: int | None) -> dict:
+def run(recipe: str, items_file: Path, n_items: int, cache: bool, work: Path,
+        threads: int | None, loss: str | None) -> dict:
     import torch
     from transformers import TrainerCallback
 
@@ -53,10 +60,11 @@ def run(items_file: Path, n_items: int, cache: bool, work: Path, threads: int | 
                                 "items_per_cpu_s": round(n_items / cpu, 3)})
 
     name = "cache" if cache else "no_cache"
-    config = resolve(load_config("amazon-head", {
+    config = resolve(load_config(recipe, {
         "data": str(items_file), "out": str(work / name), "holdout": 0, "epochs": 2,
         "eval": False, "report_to": "none", "save_steps": 10 ** 6, "max_minutes": 10 ** 6,
-        "frozen_cache": cache, "threads": threads}), None)
+        "frozen_cache": cache, "threads": threads, "max_items": None}
+        | ({"loss": loss} if loss else {})), None)
     if config.threads:
         torch.set_num_threads(config.threads)
     load_before = os.getloadavg()
@@ -68,7 +76,9 @@ def run(items_file: Path, n_items: int, cache: bool, work: Path, threads: int | 
     trainer = build_trainer(config, tokenizer, data.dataset, head_stats=stats, callbacks=[clock])
     setup_s = time.perf_counter() - started
     trainer.train()
-    frozen = getattr(trainer.model, "cache", None)
+    frozen = getattr(trainer.model, "cache", None)  # a head run's CachedHeadModel
+    if getattr(trainer, "frozen", None) is not None:  # the generation path's FrozenDecoder
+        frozen = trainer.frozen.cache
     return {"epochs": clock.epochs, "setup_s": round(setup_s, 1),
             "cache_build_s": round(frozen.built_s, 1) if frozen is not None and frozen.built_s else None,
             "cache_mb": round(frozen.hidden.nbytes / 2 ** 20, 1) if frozen is not None else None,
@@ -81,6 +91,9 @@ def run(items_file: Path, n_items: int, cache: bool, work: Path, threads: int | 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="amazon-head",
+                        help="amazon-head (the regression head) or amazon (the generation path)")
+    parser.add_argument("--loss", default=None, help="ce | ntl (default: the config's)")
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -95,14 +108,16 @@ def main() -> None:
             items_file.write_text("".join(line for _, line in zip(range(options.items), source)))
         frozen.cache_root = lambda: work / "frozen"  # a fresh cache: its build is measured
         started = datetime.now(timezone.utc)
-        without = run(items_file, options.items, False, work, options.threads)
-        with_cache = run(items_file, options.items, True, work, options.threads)
+        args = (items_file, options.items)
+        without = run(options.config, *args, False, work, options.threads, options.loss)
+        with_cache = run(options.config, *args, True, work, options.threads, options.loss)
     a, b = without.pop("losses"), with_cache.pop("losses")
     worst = max((abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a, b)), default=None)
     second = [r["epochs"][1] for r in (without, with_cache)]
     result = {
-        "benchmark": "head_cache", "recipe": "amazon-head (default model SmolLM2-135M, 12 layers, "
-        "LoRA on the top 5, layers 0-6 frozen, batch 16, max length 128)",
+        "benchmark": "head_cache" if options.config == "amazon-head" else "frozen_cache",
+        "recipe": RECIPES.get(options.config, options.config),
+        "loss": options.loss or "the config's",
         "data": f"first {options.items} items of amazon-pricer/train.jsonl",
         "started_utc": started.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
         "threads": options.threads or "torch default",

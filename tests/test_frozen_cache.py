@@ -68,6 +68,17 @@ def loss_and_gradients(trainer, batch):
                            if p.requires_grad and p.grad is not None}
 
 
+def same_random_weights(one, other) -> None:
+    """LoRA B starts at 0: give every trainable weight a value, the same in both models."""
+    torch.manual_seed(7)
+    for (name, a), (name_other, b) in zip(one.named_parameters(), other.named_parameters()):
+        assert name == name_other
+        if a.requires_grad:
+            with torch.no_grad():
+                a.copy_(torch.randn_like(a) * 0.05)
+                b.copy_(a)
+
+
 @pytest.mark.parametrize("head_layers,bf16", [(1, False), (3, False), (1, True)])
 def test_same_loss_and_gradients_with_and_without_the_cache(tiny4, items_file, cache_root, tmp_path,
                                                             head_layers, bf16):
@@ -80,13 +91,7 @@ def test_same_loss_and_gradients_with_and_without_the_cache(tiny4, items_file, c
                         frozen_cache=True, bf16=bf16)
     assert isinstance(on.model, CachedHeadModel) and not isinstance(off.model, CachedHeadModel)
     assert on.model.cache.states == ([2] if head_layers == 1 else [1, 2])
-    torch.manual_seed(7)  # LoRA B starts at 0: give every trainable weight a value, the same in both
-    for (name, a), (other, b) in zip(off.model.named_parameters(), on.model.named_parameters()):
-        assert name == other
-        if a.requires_grad:
-            with torch.no_grad():
-                a.copy_(torch.randn_like(a) * 0.05)
-                b.copy_(a)
+    same_random_weights(off.model, on.model)
     rows = [on.train_dataset[i] for i in (3, 0, 7, 11, 5)]  # lengths differ: padding in the batch
     batch = on.data_collator(rows)
     assert set(batch) == {"input_ids", "attention_mask", "labels", "weights", "rows"}
@@ -246,3 +251,101 @@ def test_off_where_not_exact_and_true_says_why(tiny4, items_file, cache_root, tm
         trainer_for(tiny4, items_file, tmp_path / "t", lora_layers=None, frozen_cache=True)
     default, _ = trainer_for(tiny4, items_file, tmp_path / "d")
     assert isinstance(default.model, CachedHeadModel)  # auto: on, fp32 on a CPU is exact
+
+
+# ---- the generation path (FastSFTTrainer reads the cache through a FrozenDecoder) ------------
+
+def generation(**more) -> dict:
+    """The generation recipe on the tiny Llama: all 4 layers run, LoRA on the top one."""
+    return {"head": "none", "num_layers": None, "lora_layers": 1, "max_length": 320, **more}
+
+
+def sft_loss_and_gradients(trainer, batch):
+    trainer.model.train()
+    trainer.model.zero_grad()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                           if p.requires_grad and p.grad is not None}
+
+
+@pytest.mark.parametrize("loss,bf16", [("ce", False), ("ntl", False), ("ce", True)])
+def test_generation_path_same_loss_and_gradients_with_and_without_the_cache(
+        tiny4, items_file, cache_root, tmp_path, loss, bf16):
+    from pricer.train.frozen import FrozenDecoder
+
+    off, _ = trainer_for(tiny4, items_file, tmp_path / "off", **generation(frozen_cache=False,
+                                                                           bf16=bf16, loss=loss))
+    on, _ = trainer_for(tiny4, items_file, tmp_path / "on", **generation(frozen_cache=True,
+                                                                         bf16=bf16, loss=loss))
+    assert off.frozen is None and isinstance(on.frozen, FrozenDecoder)
+    assert on.frozen.cache.first == 3 and on.frozen.cache.states == [3]
+    assert "frozen layers 0-2: output of 12 items computed once" in on.frozen_note
+    same_random_weights(off.model, on.model)
+    batch = on.data_collator([on.train_dataset[i] for i in (3, 0, 7, 11, 5)])  # padded: lengths differ
+    assert int(batch["attention_mask"].sum(1).min()) < batch["input_ids"].shape[1]
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
+    with autocast:
+        loss_off, grads_off = sft_loss_and_gradients(off, batch)
+        loss_on, grads_on = sft_loss_and_gradients(on, batch)
+    assert grads_off.keys() == grads_on.keys() and len(grads_off) >= 4  # LoRA A and B of the top layer
+    assert all(".layers.3." in name for name in grads_on)
+    rtol = 2e-2 if bf16 else 1e-5
+    assert float(loss_on) == pytest.approx(float(loss_off), rel=rtol)
+    for name, g in grads_off.items():
+        assert float((grads_on[name] - g).norm() / g.norm().clamp(min=1e-12)) < (3e-2 if bf16 else 1e-4), name
+    # the cache is what is read: spoil it and the loss changes
+    on.frozen.cache.hidden = on.frozen.cache.hidden * 0
+    with autocast:
+        spoiled, _ = sft_loss_and_gradients(on, batch)
+    assert abs(float(spoiled) - float(loss_off)) > 1e-3
+
+
+def test_generation_path_twin_runs_share_one_cache(tiny4, items_file, cache_root, tmp_path):
+    """Two epochs through `train` give the same losses with and without the cache; the `ntl`
+    twin of a `ce` run reads the cache the `ce` run wrote (the loss is not in the key)."""
+    from pricer.train import load_config, train
+
+    def run(name, **more):
+        said = []
+        torch.manual_seed(0)
+        out = train(load_config(None, settings(tiny4, items_file, tmp_path / name,
+                                               **generation(epochs=2, **more))), say=said.append)
+        return json.loads((out / "run_card.json").read_text())["losses"], said
+
+    off, said_off = run("off", frozen_cache=False)
+    on, said_on = run("on")
+    assert len(off) == 6 and on == pytest.approx(off, rel=1e-4)
+    assert any("frozen layers 0-2 computed at every step (frozen_cache false)" in s for s in said_off)
+    assert any("frozen layers 0-2: output of 12 items computed once" in s for s in said_on), said_on
+    _, said_twin = run("twin", loss="ntl")
+    assert any("frozen layers 0-2: output of 12 items read from an earlier run" in s
+               for s in said_twin), said_twin
+    assert len(list(cache_root.iterdir())) == 1
+
+
+def test_generation_path_off_without_the_fast_path(tiny4, items_file, cache_root, tmp_path):
+    from pricer.errors import PricerError
+
+    plain, _ = trainer_for(tiny4, items_file, tmp_path / "p", **generation(fast_path=False))
+    assert "frozen_cache off: the fast path is off" in plain.frozen_note
+    assert not cache_root.exists() or not any(cache_root.iterdir())
+    with pytest.raises(PricerError, match="the fast path is off"):
+        trainer_for(tiny4, items_file, tmp_path / "t", **generation(fast_path=False, frozen_cache=True))
+    every, _ = trainer_for(tiny4, items_file, tmp_path / "e", **generation(lora_layers=None))
+    assert every.frozen is None and every.frozen_note is None
+
+
+def test_auto_skips_the_cache_where_max_steps_sees_fewer_items(tiny4, items_file, cache_root,
+                                                                tmp_path):
+    """Computing all 12 items' frozen layers for 1 step of 4 would cost more than it saves."""
+    short, _ = trainer_for(tiny4, items_file, tmp_path / "s", **generation(max_steps=1))
+    assert short.frozen is None
+    assert "frozen_cache off: max_steps 1 trains on 4 of the 12 items" in short.frozen_note
+    head, _ = trainer_for(tiny4, items_file, tmp_path / "h", max_steps=2)
+    assert "max_steps 2 trains on 8 of the 12 items" in head.frozen_note
+    forced, _ = trainer_for(tiny4, items_file, tmp_path / "f", **generation(max_steps=1,
+                                                                            frozen_cache=True))
+    assert forced.frozen is not None  # true: as asked
+    whole, _ = trainer_for(tiny4, items_file, tmp_path / "w", **generation(max_steps=3))
+    assert whole.frozen is not None  # 3 steps of 4 see every item

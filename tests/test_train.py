@@ -223,6 +223,10 @@ def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
         head.out, False, "results/amazon/reference-split-train.jsonl")
     assert all(getattr(second, k) == getattr(head, k) for k in
                ("num_layers", "lora_layers", "lora_r", "head_pooling", "max_length", "holdout"))
+    ntl, ce = load_config("amazon-ntl"), load_config("amazon-ce")  # the loss and its twin
+    assert (ntl.loss, ce.loss, ntl.max_items, ntl.holdout, ntl.holdout_pool) == ("ntl", "ce", None, 498, 997)
+    differ = {k for k, v in ntl.to_dict().items() if ce.to_dict()[k] != v}
+    assert differ == {"loss", "out"}
     assert load_config("configs/demo.yaml") == load_config("demo")  # the old spelling
     shown = assert_ok(pricer("train", "--config", "reference", "--print-config")).stdout
     assert "lora_alpha: 64" in shown

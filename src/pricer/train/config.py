@@ -94,7 +94,8 @@ class TrainConfig:
                                     "(the head reads layer N; default: all).")
     lora_layers: int | None = option(None, "LoRA only on the top N layers: the backward pass stops "
                                      "there (default: every layer).")
-    frozen_cache: str | bool = option("auto", "Regression head with lora_layers: compute the frozen "
+    frozen_cache: str | bool = option("auto", "With lora_layers (a head run, or the generation "
+                                      "path's fast path): compute the frozen "
                                       "bottom layers' output once per item, keep it memory-mapped "
                                       "in the pricer cache and reuse it at every step, epoch and "
                                       "--init-from run: auto | true | false (auto: where it gives "
@@ -217,8 +218,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.head_learning_rate > 0, "head_learning_rate must be > 0"),
         (config.num_layers is None or config.num_layers > 0, "num_layers must be > 0"),
         (config.lora_layers is None or config.lora_layers > 0, "lora_layers must be > 0"),
-        (config.frozen_cache is not True or config.head == "regression",
-         "frozen_cache needs --head regression"),
         (config.head == "regression" or (config.num_layers is None and not config.balance_prices
                                          and not config.prices_like),
          "num_layers, balance_prices and prices_like need --head regression (an LM head after "

@@ -39,6 +39,7 @@ class FastSFTTrainer(SFTTrainer):
     def __init__(self, *args, number_loss=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.number_loss = number_loss
+        self.frozen = None  # a FrozenDecoder (train/frozen.py): the frozen layers read from a cache
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs or not model.training or "labels" not in inputs \
@@ -47,22 +48,9 @@ class FastSFTTrainer(SFTTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         base = self.accelerator.unwrap_model(model)
         base = base.get_base_model() if hasattr(base, "get_base_model") else base
-        # the forward goes through DDP and PEFT as usual; a hook keeps the decoder's output and
-        # an empty `logits_to_keep` makes the model's own LM head project nothing
-        captured = {}
-
-        def keep(module, args, out):  # returns None: the output goes on unchanged
-            captured["hidden"] = out.last_hidden_state
-
-        hook = base.get_decoder().register_forward_hook(keep)
-        try:
-            model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False,
-                  logits_to_keep=torch.empty(0, dtype=torch.long, device=inputs["labels"].device))
-        finally:
-            hook.remove()
         targets = inputs["labels"][:, 1:]
         mask = targets != -100
-        rows = captured["hidden"][:, :-1][mask]
+        rows = self._hidden_states(model, base, inputs)[:, :-1][mask]
         # the head under the model's autocast (bf16 logits with bf16 mixed precision; accelerate
         # wraps only the forward in it), the softmax in fp32: what TRL's chunked head computes
         with self.accelerator.autocast():
@@ -81,6 +69,27 @@ class FastSFTTrainer(SFTTrainer):
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # as TRL: DDP averages
         self._record_metrics(inputs, logits.detach(), targets[mask])
         return loss
+
+    def _hidden_states(self, model, base, inputs):
+        """The decoder's output (after its final norm) for the batch."""
+        if self.frozen is not None:  # the frozen layers' output read from the cache
+            with self.accelerator.autocast():
+                return self.frozen.last_hidden_state(inputs["input_ids"], inputs["attention_mask"],
+                                                     inputs.get("position_ids"))
+        # the forward goes through DDP and PEFT as usual; a hook keeps the decoder's output and
+        # an empty `logits_to_keep` makes the model's own LM head project nothing
+        captured = {}
+
+        def keep(module, args, out):  # returns None: the output goes on unchanged
+            captured["hidden"] = out.last_hidden_state
+
+        hook = base.get_decoder().register_forward_hook(keep)
+        try:
+            model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False,
+                  logits_to_keep=torch.empty(0, dtype=torch.long, device=inputs["labels"].device))
+        finally:
+            hook.remove()
+        return captured["hidden"]
 
     def _record_metrics(self, inputs, logits, targets) -> None:
         """The metrics SFTTrainer logs (entropy, mean_token_accuracy, num_tokens), from the

@@ -1,12 +1,15 @@
-"""Frozen bottom layers computed once (issue 19, part 3), for `--head regression` runs.
+"""Frozen bottom layers computed once (issue 19, part 3), for runs with `lora_layers`.
 
-A head run with `lora_layers` trains LoRA on the top `lora_layers` of the `num_layers` it runs
-(`configs/amazon-head.yaml`: 5 of 12), so the embeddings and the bottom layers (0-6) never change:
-their output for an item is the same at every step, every epoch and every `--init-from` run. This
-module computes it once per training item, stores it memory-mapped, and gives the trainer a model
-that reads it back and runs only the trainable layers (and the head):
+A run with `lora_layers` trains LoRA on the top `lora_layers` of the layers it runs (a head run,
+`configs/amazon-head.yaml`: 5 of 12; the generation path, `configs/amazon-ntl.yaml`: 8 of 30), so
+the embeddings and the bottom layers never change: their output for an item is the same at every
+step, every epoch and every `--init-from` run. This module computes it once per training item,
+stores it memory-mapped, and gives the trainer what reads it back and runs only the trainable
+layers:
 
-    prompt ids -> [embeddings, layers 0..F-1: computed once, cached] -> layers F..N-1 (LoRA) -> head
+    prompt ids -> [embeddings, layers 0..F-1: computed once, cached] -> layers F..N-1 (LoRA)
+               -> the regression head (CachedHeadModel), or the LM head at the price tokens
+                  (FrozenDecoder, read by train/fast.py's FastSFTTrainer)
 
 What is stored, in `pricer.paths.cache_dir()/frozen/<model>-<key hash>/`:
 - `hidden.npy` [states, tokens of all items, hidden size]: the hidden state entering layer F (and
@@ -28,8 +31,9 @@ its process is gone).
 
 `frozen_cache: auto` (the default) uses the cache only where it is exact: layers 0..F-1 and the
 embeddings hold no trainable weight and no dropout, the weights are not 4/8-bit, no gradient
-checkpointing, one process; and a check on the first items finds the head's inputs the same
-(to rounding) through the cache as through the whole decoder. `true` requires it (one error line
+checkpointing, one process (the generation path: also the fast path); and a check on the first
+items finds the head's inputs (the decoder's output) the same (to rounding) through the cache as
+through the whole decoder. `true` requires it (one error line
 saying why not), `false` computes every layer at every step as before.
 """
 
@@ -65,8 +69,13 @@ def cache_root() -> Path:
     return cache_dir() / "frozen"
 
 
-def decoder_of(model: HeadModel):
-    lm = model.lm
+def lm_of(model):
+    """The causal LM (maybe a PeftModel) of a HeadModel, or the model itself."""
+    return model.lm if isinstance(model, HeadModel) else model
+
+
+def decoder_of(model):
+    lm = lm_of(model)
     return lm.get_base_model().get_decoder() if hasattr(lm, "get_base_model") else lm.get_decoder()
 
 
@@ -133,6 +142,35 @@ class CachedHeadModel(HeadModel):
         return (*stored[:-1], *out.hidden_states)  # = the whole decoder's [states[0]:]
 
 
+class FrozenDecoder:
+    """The generation path's decoder output for a batch of training items, read from a
+    FrozenCache: the stored state entering layer F, then layers F..N-1 (LoRA) and the final
+    norm. Items are found by their token ids (the SFT collator pads on the right)."""
+
+    def __init__(self, model, cache: FrozenCache, ids):
+        self.model = model
+        self.cache = cache
+        self.rows = {tuple(row): i for i, row in enumerate(ids)}
+
+    def rows_of(self, input_ids, attention_mask) -> list[int]:
+        lengths = attention_mask.sum(1)
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        if not bool((attention_mask.bool() == (positions < lengths[:, None])).all()):
+            raise PricerError(f"{self.cache.path}: a batch not padded on the right")
+        try:
+            return [self.rows[tuple(ids[:n].tolist())] for ids, n in zip(input_ids, lengths.tolist())]
+        except KeyError:
+            raise PricerError(f"{self.cache.path}: a batch item that is not in the cache") from None
+
+    def last_hidden_state(self, input_ids, attention_mask, position_ids=None):
+        stored = self.cache.batch(self.rows_of(input_ids, attention_mask), attention_mask.shape[1],
+                                  attention_mask.device)[-1]
+        decoder = decoder_of(self.model)
+        with only_layers(decoder, self.cache.first, len(decoder.layers)):
+            return decoder(inputs_embeds=stored, attention_mask=attention_mask,
+                           position_ids=position_ids, use_cache=False).last_hidden_state
+
+
 class RowsCollator:
     """The head's collator, plus each item's dataset row (`rows`), where its cached states are."""
 
@@ -145,8 +183,9 @@ class RowsCollator:
 
 # ---- when it applies ------------------------------------------------------------------------
 
-def plan(config, model: HeadModel, args) -> tuple[int, list[int]] | str:
-    """(F, the hidden-state indices to store) where the cache is exact for this run, else why not."""
+def plan(config, model, args) -> tuple[int, list[int]] | str:
+    """(F, the hidden-state indices to store) where the cache is exact for this run (`model`: a
+    HeadModel, or the generation path's LM), else why not."""
     from pricer.models.quant import QUANTIZED
 
     decoder = decoder_of(model)
@@ -154,7 +193,8 @@ def plan(config, model: HeadModel, args) -> tuple[int, list[int]] | str:
     first = layers - config.lora_layers if config.lora_layers else 0
     if first < 1:
         return "every layer is trained (no lora_layers below the layers run)"
-    lowest = layers + 1 - model.head.config.head_layers  # the lowest hidden state the head reads
+    reads = model.head.config.head_layers if isinstance(model, HeadModel) else 1
+    lowest = layers + 1 - reads  # the lowest hidden state the head (or the LM head) reads
     if lowest < 1:
         return "the head reads the embeddings"
     frozen = [decoder.get_input_embeddings(), *decoder.layers[:first]]
@@ -162,7 +202,7 @@ def plan(config, model: HeadModel, args) -> tuple[int, list[int]] | str:
         return f"a layer below layer {first} has trainable weights"
     if config.precision in QUANTIZED:
         return f"{config.precision} weights"
-    text = model.lm.config.get_text_config().to_dict()
+    text = lm_of(model).config.get_text_config().to_dict()
     dropout = [k for k, v in text.items() if ("dropout" in k or "pdrop" in k)
                and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
     dropout += [n for m in frozen for n, d in m.named_modules() if isinstance(d, nn.Dropout) and d.p > 0]
@@ -189,7 +229,7 @@ def _bytes(tensor: torch.Tensor):
     return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
-def cache_key(model: HeadModel, first: int, states: list[int], ids, *, model_name: str,
+def cache_key(model, first: int, states: list[int], ids, *, model_name: str,
               max_length: int, prompt_format: str, autocast: torch.dtype | None) -> dict:
     """Everything the stored states depend on (see the module's docstring)."""
     import transformers
@@ -204,7 +244,7 @@ def cache_key(model: HeadModel, first: int, states: list[int], ids, *, model_nam
     data = hashlib.sha256()
     for row in ids:
         data.update(np.asarray(row, dtype=np.int64).tobytes() + b"\xff" * 8)
-    text = model.lm.config.get_text_config()
+    text = lm_of(model).config.get_text_config()
     parameter = next(decoder.parameters())
     return {"format": FORMAT, "model": str(model_name), "frozen_weights": weights.hexdigest(),
             "model_config": hashlib.sha256(text.to_json_string(use_diff=False).encode()).hexdigest(),
@@ -273,7 +313,7 @@ def _write_rows(hidden: np.ndarray, grabbed: list[torch.Tensor], chunk, index) -
             hidden[s, start:start + length] = values[i, :length]
 
 
-def build(model: HeadModel, first: int, states: list[int], ids, pad_id: int, key: dict,
+def build(model, first: int, states: list[int], ids, pad_id: int, key: dict,
           folder: Path, autocast: torch.dtype | None) -> FrozenCache:
     """Compute the stored states of every item (no gradients, the training's autocast) into
     `<folder>.part-<host>-<pid>`, then rename it to `folder`."""
@@ -332,7 +372,7 @@ def build(model: HeadModel, first: int, states: list[int], ids, pad_id: int, key
     return cache
 
 
-def open_cache(model: HeadModel, first: int, states: list[int], ids, pad_id: int, key: dict,
+def open_cache(model, first: int, states: list[int], ids, pad_id: int, key: dict,
                root: Path | None = None) -> FrozenCache:
     """The cache of `key` under `root` (default cache_root()): read when complete, else built."""
     root = Path(root) if root is not None else cache_root()
@@ -377,46 +417,103 @@ def check(model: HeadModel, cached: CachedHeadModel, batch: dict, autocast) -> f
     return _max_difference(whole, through, mask)
 
 
-# ---- the one entry point (train/head.py) -----------------------------------------------------
+# ---- the entry points (train/head.py, train/run.py) ------------------------------------------
+
+def _planned(config, model, args, items: int, why_not: str | None = None):
+    """((F, states), None) where the cache is to be used, else (None, the console's line: None
+    when nothing is frozen); `frozen_cache: true` where it cannot be is one error line. `auto`
+    skips it where --max-steps trains on fewer items than the cache would compute."""
+    setting = getattr(config, "frozen_cache", "auto")
+    planned = plan(config, model, args)
+    if why_not and not isinstance(planned, str):
+        planned = why_not
+    seen = max(args.max_steps, 0) * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    if setting == "auto" and 0 < seen < items and not isinstance(planned, str):
+        return None, (f"frozen layers computed at every step (frozen_cache off: max_steps "
+                      f"{args.max_steps} trains on {seen:,} of the {items:,} items)")
+    if isinstance(planned, str) or setting is False:
+        if setting is True:
+            raise PricerError(f"frozen_cache: not exact for this run ({planned}); use "
+                              "--frozen-cache auto or false")
+        if isinstance(planned, str):
+            return None, None if planned.startswith("every layer") else \
+                f"frozen layers computed at every step (frozen_cache off: {planned})"
+        return None, f"frozen layers 0-{planned[0] - 1} computed at every step (frozen_cache false)"
+    return planned, None
+
+
+def _open(config, model, first: int, states: list[int], ids, pad_id: int, args, root):
+    key = cache_key(model, first, states, ids, model_name=config.model,
+                    max_length=config.max_length, prompt_format=config.prompt_format,
+                    autocast=autocast_of(args))
+    tolerance = 1e-4 if autocast_of(args) is None and key["weights_dtype"] == "torch.float32" else 5e-2
+    return open_cache(model, first, states, ids, pad_id, key, root), tolerance
+
+
+def _verdict(config, difference: float, tolerance: float, cache: FrozenCache, items: int):
+    """(used, the console's line) after the exactness check."""
+    if difference > tolerance:
+        if getattr(config, "frozen_cache", "auto") is True:
+            raise PricerError(f"frozen_cache: through the cache the decoder's output differs by "
+                              f"{difference:.2g} (> {tolerance:g}) on this model; use "
+                              "--frozen-cache false")
+        return False, (f"frozen layers computed at every step (frozen_cache off: the cached path "
+                       f"differs by {difference:.2g} on this model)")
+    how = (f"computed once in {cache.built_s:.0f} s" if cache.built_s is not None
+           else "read from an earlier run")
+    return True, (f"frozen layers 0-{cache.first - 1}: output of {items} items {how}, "
+                  f"memory-mapped from {cache.path}")
+
 
 def use_frozen_cache(config, model: HeadModel, dataset, collator, args, pad_id: int,
                      root: Path | None = None):
     """(model, dataset, collator, note) for the HeadTrainer: with the cache where `frozen_cache`
     allows it (a CachedHeadModel, the dataset with a `row` column, a RowsCollator), else the
     arguments unchanged. `note` is one line for the console (None when nothing is frozen)."""
-    setting = getattr(config, "frozen_cache", "auto")
-    planned = plan(config, model, args)
-    if isinstance(planned, str) or setting is False:
-        if setting is True:
-            raise PricerError(f"frozen_cache: not exact for this run ({planned}); use "
-                              "--frozen-cache auto or false")
-        if isinstance(planned, str):
-            return model, dataset, collator, None if planned.startswith("every layer") else \
-                f"frozen layers computed at every step (frozen_cache off: {planned})"
-        return model, dataset, collator, (f"frozen layers 0-{planned[0] - 1} computed at every "
-                                          "step (frozen_cache false)")
-    first, states = planned
-    autocast = autocast_of(args)
+    planned, note = _planned(config, model, args, len(dataset))
+    if planned is None:
+        return model, dataset, collator, note
     ids = [list(row) for row in dataset["input_ids"]]
-    key = cache_key(model, first, states, ids, model_name=config.model,
-                    max_length=config.max_length, prompt_format=config.prompt_format,
-                    autocast=autocast)
-    cache = open_cache(model, first, states, ids, pad_id, key, root)
+    cache, tolerance = _open(config, model, *planned, ids, pad_id, args, root)
     cached = CachedHeadModel(model, cache)
     dataset = dataset.add_column("row", list(range(len(dataset))))
     rows = RowsCollator(collator)
     sample = rows([dataset[i] for i in range(min(CHECK_ITEMS, len(dataset)))])
-    difference = check(model, cached, sample, autocast)
-    tolerance = 1e-4 if autocast is None and key["weights_dtype"] == "torch.float32" else 5e-2
-    if difference > tolerance:
-        if setting is True:
-            raise PricerError(f"frozen_cache: through the cache the head's inputs differ by "
-                              f"{difference:.2g} (> {tolerance:g}) on this model; use "
-                              "--frozen-cache false")
-        return model, dataset.remove_columns("row"), collator, (
-            f"frozen layers computed at every step (frozen_cache off: the cached path differs "
-            f"by {difference:.2g} on this model)")
-    how = (f"computed once in {cache.built_s:.0f} s" if cache.built_s is not None
-           else "read from an earlier run")
-    return cached, dataset, rows, (f"frozen layers 0-{first - 1}: output of {len(ids)} items "
-                                   f"{how}, memory-mapped from {cache.path}")
+    used, note = _verdict(config, check(model, cached, sample, autocast_of(args)), tolerance,
+                          cache, len(ids))
+    if not used:
+        return model, dataset.remove_columns("row"), collator, note
+    return cached, dataset, rows, note
+
+
+def use_frozen_decoder(config, trainer, fast_path: bool, root: Path | None = None) -> str | None:
+    """The generation path: where `frozen_cache` allows it, `trainer.frozen` (read by
+    FastSFTTrainer.compute_loss) becomes a FrozenDecoder over the trainer's training items.
+    Returns one line for the console (None when nothing is frozen)."""
+    model = trainer.model
+    dataset = trainer.train_dataset
+    planned, note = _planned(config, model, trainer.args, len(dataset),
+                             None if fast_path else "the fast path is off")
+    if planned is None:
+        return note
+    ids = [list(row) for row in dataset["input_ids"]]
+    pad_id = trainer.processing_class.pad_token_id or 0
+    cache, tolerance = _open(config, model, *planned, ids, pad_id, trainer.args, root)
+    frozen = FrozenDecoder(model, cache, ids)
+    sample = trainer.data_collator([dataset[i] for i in range(min(CHECK_ITEMS, len(dataset)))])
+    device = next(model.parameters()).device
+    ids_, mask = sample["input_ids"].to(device), sample["attention_mask"].to(device)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _autocast(device, autocast_of(trainer.args)):
+            whole = decoder_of(model)(input_ids=ids_, attention_mask=mask,
+                                      use_cache=False).last_hidden_state
+            through = frozen.last_hidden_state(ids_, mask)
+    finally:
+        model.train(training)
+    used, note = _verdict(config, _max_difference((whole,), (through,), mask), tolerance, cache,
+                          len(ids))
+    if used:
+        trainer.frozen = frozen
+    return note

@@ -142,6 +142,10 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     trainer.remove_callback(PrinterCallback)  # log dicts go to the callbacks, not to stdout
     if config.init_from:
         load_run_weights(trainer.model, config.init_from)
+    # the frozen bottom layers' output read from a cache, computed once (train/frozen.py)
+    from pricer.train.frozen import use_frozen_decoder
+
+    trainer.frozen_note = use_frozen_decoder(config, trainer, use_fast)
     return trainer
 
 
@@ -313,7 +317,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     trainable, total = trainer.model.get_nb_trainable_parameters()
     say(f"trainable params: {trainable:,d} || all params: {total:,d} || "
         f"trainable%: {100 * trainable / total:.4f}")
-    if getattr(trainer, "frozen_note", None):  # a head run's frozen-layer cache (train/frozen.py)
+    if getattr(trainer, "frozen_note", None):  # the frozen-layer cache (train/frozen.py)
         say(trainer.frozen_note)
     if config.report_to == "tensorboard":
         say(f"TensorBoard logs: {out / 'runs'} (tensorboard --logdir {out / 'runs'})")
