@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_head_cache.py --items 500 \
         --out docs/measurements/head_cache_cpu_amd_epyc.json
-    .venv/bin/python benchmarks/bench_head_cache.py --config amazon --items 200 \
-        --out docs/measurements/generation_cache_cpu_amd_epyc.json
+    .venv/bin/python benchmarks/bench_head_cache.py --config amazon --items 96 --logging-steps 2 \
+        --out docs/measurements/generation_cache_loaded_cpu_amd_epyc.json
 
 Trains the `amazon-head` recipe (default model, layers 0-6 frozen, LoRA on 7-11, batch 16, max
 length 128, band weights), or with `--config amazon` the generation path (the fast path, layers
@@ -38,7 +38,7 @@ TRAIN = ROOT.parent / "shared" / "data" / "amazon-pricer" / "train.jsonl"
 
 
 def run(recipe: str, items_file: Path, n_items: int, cache: bool, work: Path,
-        threads: int | None, loss: str | None) -> dict:
+        threads: int | None, loss: str | None, logging_steps: int | None) -> dict:
     import torch
     from transformers import TrainerCallback
 
@@ -64,7 +64,8 @@ def run(recipe: str, items_file: Path, n_items: int, cache: bool, work: Path,
         "data": str(items_file), "out": str(work / name), "holdout": 0, "epochs": 2,
         "eval": False, "report_to": "none", "save_steps": 10 ** 6, "max_minutes": 10 ** 6,
         "frozen_cache": cache, "threads": threads, "max_items": None}
-        | ({"loss": loss} if loss else {})), None)
+        | ({"loss": loss} if loss else {})
+        | ({"logging_steps": logging_steps} if logging_steps else {})), None)
     if config.threads:
         torch.set_num_threads(config.threads)
     load_before = os.getloadavg()
@@ -95,6 +96,8 @@ def main() -> None:
                         help="amazon-head (the regression head) or amazon (the generation path)")
     parser.add_argument("--loss", default=None, help="ce | ntl (default: the config's)")
     parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--logging-steps", type=int, default=None,
+                        help="log the loss every N steps (default: the config's)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     options = parser.parse_args()
@@ -109,8 +112,9 @@ def main() -> None:
         frozen.cache_root = lambda: work / "frozen"  # a fresh cache: its build is measured
         started = datetime.now(timezone.utc)
         args = (items_file, options.items)
-        without = run(options.config, *args, False, work, options.threads, options.loss)
-        with_cache = run(options.config, *args, True, work, options.threads, options.loss)
+        more = (options.threads, options.loss, options.logging_steps)
+        without = run(options.config, *args, False, work, *more)
+        with_cache = run(options.config, *args, True, work, *more)
     a, b = without.pop("losses"), with_cache.pop("losses")
     worst = max((abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a, b)), default=None)
     second = [r["epochs"][1] for r in (without, with_cache)]
