@@ -188,9 +188,11 @@ def plan(config, model, args) -> tuple[int, list[int]] | str:
     HeadModel, or the generation path's LM), else why not."""
     from pricer.models.quant import QUANTIZED
 
+    if not config.lora_layers:
+        return "every layer is trained (no lora_layers)"
     decoder = decoder_of(model)
     layers = len(decoder.layers)
-    first = layers - config.lora_layers if config.lora_layers else 0
+    first = layers - config.lora_layers
     if first < 1:
         return "every layer is trained (no lora_layers below the layers run)"
     reads = model.head.config.head_layers if isinstance(model, HeadModel) else 1
@@ -424,9 +426,7 @@ def _planned(config, model, args, items: int, why_not: str | None = None):
     when nothing is frozen); `frozen_cache: true` where it cannot be is one error line. `auto`
     skips it where --max-steps trains on fewer items than the cache would compute."""
     setting = getattr(config, "frozen_cache", "auto")
-    planned = plan(config, model, args)
-    if why_not and not isinstance(planned, str):
-        planned = why_not
+    planned = why_not if why_not and config.lora_layers else plan(config, model, args)
     seen = max(args.max_steps, 0) * args.per_device_train_batch_size * args.gradient_accumulation_steps
     if setting == "auto" and 0 < seen < items and not isinstance(planned, str):
         return None, (f"frozen layers computed at every step (frozen_cache off: max_steps "
