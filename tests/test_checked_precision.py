@@ -57,12 +57,16 @@ def test_checked_greedy_gives_the_fp32_loops_answers(tiny_llama, adapter):
     twin = sorted(r["margin"] for r in checked._batched(checked.encode(items)[0]))
     # a margin that sends half the items to fp32 and keeps half: both branches are exercised
     checked.check_margin = twin[len(twin) // 2]
+    # the break-even share is measured from timings; pinned here, so that a loaded machine's
+    # timings cannot send everything to fp32 (the answers would be the same, the counts not)
+    checked.break_even = lambda: 1.0
     details = checked.predict_details(items)
     assert 0 < sum(bool(d.get("checked")) for d in details) < len(items)
     assert [d["price"] for d in details] == reference
     checked.check_margin = float("inf")  # every item recomputed: fp32's answers by construction
     assert checked.predict(items) == reference
     # once most answers (of >= 32) were close calls, fp32 alone answers: no bf16 pass at all
+    checked.break_even = lambda: 0.4  # CHECK_BREAK_EVEN, whatever the timings measured
     assert checked.close_share() > 0.4
     bf16_calls = []
     checked.model.register_forward_hook(lambda *args: bf16_calls.append(1))
@@ -104,3 +108,15 @@ def test_the_margin_is_the_closest_decision_of_the_answer(tiny_llama):
     # the closest decision among the tokens it wrote (it may stop early, once the number ends)
     assert any(detail["margin"] == pytest.approx(min(margins[:k]), abs=1e-4) for k in (1, 2, 3))
     json.dumps(detail)  # the details stay JSON (pricer predict --out writes them)
+
+
+def test_the_break_even_comes_from_both_models_timings(tiny_llama):
+    """1 - bf16 s/item / fp32 s/item once both priced 16 items; CHECK_BREAK_EVEN before."""
+    from pricer.predict.llm import CHECK_BREAK_EVEN, load_llm_predictor
+
+    checked = load_llm_predictor("greedy", model=str(tiny_llama), precision="checked")
+    assert checked.break_even() == CHECK_BREAK_EVEN
+    checked._seconds = {"fast": [4.0, 16], "exact": [10.0, 15]}
+    assert checked.break_even() == CHECK_BREAK_EVEN  # fp32 has priced only 15
+    checked._seconds = {"fast": [4.0, 16], "exact": [10.0, 16]}
+    assert checked.break_even() == pytest.approx(0.6)
