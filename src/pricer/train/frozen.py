@@ -402,9 +402,9 @@ def _max_difference(a: tuple, b: tuple, mask: torch.Tensor) -> float:
     return worst
 
 
-def check(model: HeadModel, cached: CachedHeadModel, batch: dict, autocast) -> float:
-    """How far the head's inputs through the cache are from those of the whole decoder."""
-    reads = model.head.config.head_layers
+def check(model, batch: dict, through, reads: int, autocast) -> float:
+    """How far the last `reads` hidden states through the cache (`through(input_ids,
+    attention_mask)`, what the head or the LM head reads) are from the whole decoder's."""
     device = next(model.parameters()).device
     training = model.training
     model.eval()
@@ -413,10 +413,10 @@ def check(model: HeadModel, cached: CachedHeadModel, batch: dict, autocast) -> f
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             whole = decoder_of(model)(input_ids=ids, attention_mask=mask, use_cache=False,
                                       output_hidden_states=True).hidden_states[-reads:]
-            through = cached.cached_hidden_states(batch["rows"], mask)[-reads:]
+            cached = through(ids, mask)
     finally:
         model.train(training)
-    return _max_difference(whole, through, mask)
+    return _max_difference(whole, cached, mask)
 
 
 # ---- the entry points (train/head.py, train/run.py) ------------------------------------------
@@ -454,7 +454,7 @@ def _verdict(config, difference: float, tolerance: float, cache: FrozenCache, it
     """(used, the console's line) after the exactness check."""
     if difference > tolerance:
         if getattr(config, "frozen_cache", "auto") is True:
-            raise PricerError(f"frozen_cache: through the cache the decoder's output differs by "
+            raise PricerError(f"frozen_cache: through the cache the hidden states differ by "
                               f"{difference:.2g} (> {tolerance:g}) on this model; use "
                               "--frozen-cache false")
         return False, (f"frozen layers computed at every step (frozen_cache off: the cached path "
@@ -479,8 +479,13 @@ def use_frozen_cache(config, model: HeadModel, dataset, collator, args, pad_id: 
     dataset = dataset.add_column("row", list(range(len(dataset))))
     rows = RowsCollator(collator)
     sample = rows([dataset[i] for i in range(min(CHECK_ITEMS, len(dataset)))])
-    used, note = _verdict(config, check(model, cached, sample, autocast_of(args)), tolerance,
-                          cache, len(ids))
+    reads = model.head.config.head_layers
+
+    def through(_ids, mask):
+        return cached.cached_hidden_states(sample["rows"], mask)[-reads:]
+
+    difference = check(model, sample, through, reads, autocast_of(args))
+    used, note = _verdict(config, difference, tolerance, cache, len(ids))
     if not used:
         return model, dataset.remove_columns("row"), collator, note
     return cached, dataset, rows, note
@@ -501,19 +506,12 @@ def use_frozen_decoder(config, trainer, fast_path: bool, root: Path | None = Non
     cache, tolerance = _open(config, model, *planned, ids, pad_id, trainer.args, root)
     frozen = FrozenDecoder(model, cache, ids)
     sample = trainer.data_collator([dataset[i] for i in range(min(CHECK_ITEMS, len(dataset)))])
-    device = next(model.parameters()).device
-    ids_, mask = sample["input_ids"].to(device), sample["attention_mask"].to(device)
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), _autocast(device, autocast_of(trainer.args)):
-            whole = decoder_of(model)(input_ids=ids_, attention_mask=mask,
-                                      use_cache=False).last_hidden_state
-            through = frozen.last_hidden_state(ids_, mask)
-    finally:
-        model.train(training)
-    used, note = _verdict(config, _max_difference((whole,), (through,), mask), tolerance, cache,
-                          len(ids))
+
+    def through(ids, mask):
+        return (frozen.last_hidden_state(ids, mask),)
+
+    difference = check(model, sample, through, 1, autocast_of(trainer.args))
+    used, note = _verdict(config, difference, tolerance, cache, len(ids))
     if used:
         trainer.frozen = frozen
     return note
