@@ -8,7 +8,9 @@ JSON line (a minus b: negative means a is closer); `--out` writes it to a file t
 """
 
 import argparse
+import datetime
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,11 @@ def main() -> None:
           "mean_difference": round(float(diff.mean()), 2),
           "ci95": [round(float(np.percentile(means, 2.5)), 2), round(float(np.percentile(means, 97.5)), 2)],
           "a_closer_on_pct_of_items": round(float((diff < 0).mean() * 100), 1),
-          "draws": options.draws}, options.out)
+          "draws": options.draws,
+          "command": " ".join(["benchmarks/paired_errors.py", *sys.argv[1:]]),
+          "date": datetime.date.today().isoformat(),
+          "machine": "none: computed from the two results' per-item rows (see their summaries)"},
+         options.out)
 
 
 if __name__ == "__main__":
