@@ -32,9 +32,9 @@ its process is gone).
 `frozen_cache: auto` (the default) uses the cache only where it is exact: layers 0..F-1 and the
 embeddings hold no trainable weight and no dropout, the weights are not 4/8-bit, no gradient
 checkpointing, one process (the generation path: also the fast path); and a check on the first
-items finds the hidden states the head or the LM head reads the same (to rounding) through the cache as
-through the whole decoder. `true` requires it (one error line
-saying why not), `false` computes every layer at every step as before.
+items finds the hidden states the head or the LM head reads the same (to rounding) through the
+cache as through the whole decoder. `true` requires it (one error line saying why not), `false`
+computes every layer at every step as before.
 """
 
 from __future__ import annotations
