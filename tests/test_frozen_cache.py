@@ -269,21 +269,22 @@ def sft_loss_and_gradients(trainer, batch):
                            if p.requires_grad and p.grad is not None}
 
 
-@pytest.mark.parametrize("loss,bf16", [("ce", False), ("ntl", False), ("ce", True)])
+@pytest.mark.parametrize("loss,bf16,balance", [("ce", False, False), ("ntl", False, False),
+                                               ("ce", True, False), ("ntl", False, True)])
 def test_generation_path_same_loss_and_gradients_with_and_without_the_cache(
-        tiny4, items_file, cache_root, tmp_path, loss, bf16):
+        tiny4, items_file, cache_root, tmp_path, loss, bf16, balance):
     from pricer.train.frozen import FrozenDecoder
 
-    off, _ = trainer_for(tiny4, items_file, tmp_path / "off", **generation(frozen_cache=False,
-                                                                           bf16=bf16, loss=loss))
-    on, _ = trainer_for(tiny4, items_file, tmp_path / "on", **generation(frozen_cache=True,
-                                                                         bf16=bf16, loss=loss))
+    same = dict(bf16=bf16, loss=loss, balance_prices=balance)  # balance: item weights
+    off, _ = trainer_for(tiny4, items_file, tmp_path / "off", **generation(frozen_cache=False, **same))
+    on, _ = trainer_for(tiny4, items_file, tmp_path / "on", **generation(frozen_cache=True, **same))
     assert off.frozen is None and isinstance(on.frozen, FrozenDecoder)
     assert on.frozen.cache.first == 3 and on.frozen.cache.states == [3]
     assert "frozen layers 0-2: output of 12 items computed once" in on.frozen_note
     same_random_weights(off.model, on.model)
     batch = on.data_collator([on.train_dataset[i] for i in (3, 0, 7, 11, 5)])  # padded: lengths differ
     assert int(batch["attention_mask"].sum(1).min()) < batch["input_ids"].shape[1]
+    assert ("weights" in batch) == balance
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
     with autocast:
         loss_off, grads_off = sft_loss_and_gradients(off, batch)

@@ -83,6 +83,47 @@ def test_head_predictor_prices_real_items_finite_and_positive(head_run, tiny_lla
     assert predictor.settings()["head_layers"] == 2
 
 
+def test_heads_of_one_base_run_their_shared_bottom_layers_once_with_the_same_prices(
+        head_run, tiny_llama, items_file, tmp_path):
+    """Two heads with LoRA on the top layer only (of 2) compute the same layer 0: an ensemble
+    runs it once per batch for both, and each head's prices are those it gives alone."""
+    from pricer.data.prompts import test_prompt
+    from pricer.predict.ensemble import EnsemblePredictor
+    from pricer.predict.head import predict_heads, shared_groups
+    from pricer.predict.registry import make_predictor
+
+    other = tmp_path / "other"
+    assert_ok(pricer("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
+                     str(other), "--head", "regression", "--lora-layers", "1", "--head-layers", "1",
+                     "--max-length", "64", "--batch-size", "8", "--max-steps", "3", "--seed", "7",
+                     "--learning-rate", "5e-3", "--report-to", "none", "--no-eval"))
+    first, _ = head_run
+    a, b = (make_predictor("head", model=str(tiny_llama), adapter=str(run)) for run in (first, other))
+    assert a.base_layers == b.base_layers == 1 and a.bottom_key() == b.bottom_key()
+    items = [test_prompt(json.loads(line)["text"]) for line in open(f"{DATA}/test.jsonl")][:40]
+    alone = [a.predict(items), b.predict(items)]
+    assert alone[0] != alone[1]  # two different heads
+
+    calls = {"a": 0, "b": 0}
+    hooks = [p.model.get_decoder().layers[0].register_forward_hook(
+        lambda m, i, o, k=k: calls.__setitem__(k, calls[k] + 1)) for k, p in (("a", a), ("b", b))]
+    try:
+        together = predict_heads([a, b], items)
+        blend = EnsemblePredictor([{"predictor": "head"}] * 2, [a, b], [0.6, 0.5], -0.2).predict(items)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    batches = -(-len(items) // a.chunk)
+    assert calls == {"a": 2 * batches, "b": 0}  # layer 0 ran once per batch, in a's model only
+    for shared, own in zip(together, alone):
+        assert shared == pytest.approx(own, rel=1e-5)
+    expected = np.expm1(-0.2 + 0.6 * np.log1p(alone[0]) + 0.5 * np.log1p(alone[1]))
+    assert blend == pytest.approx(expected.tolist(), rel=1e-5)
+    assert [len(g) for g in shared_groups([a, "not a head", b])] == [2]
+    b.base_layers, b._bottom_key = 0, None  # LoRA on every layer: nothing to share
+    assert shared_groups([a, b]) == []
+
+
 def test_head_run_evaluates_with_pricer_eval(head_run, tiny_llama, tmp_path):
     out, _ = head_run
     result = pricer("eval", "--predictor", "head", "--model", str(tiny_llama), "--adapter", str(out),
@@ -246,7 +287,9 @@ def test_prices_like_weighs_the_items_like_another_files_prices(tiny_llama, item
             want / np.mean(np.isin(like_bands, list(set(bands)))), rel=1e-6)
     common = ("train", "--model", str(tiny_llama), "--data", str(items_file), "--out",
               str(tmp_path / "x"), "--report-to", "none", "--max-steps", "1")
-    assert_bad_input(pricer(*common, "--prices-like", str(like_file)), "--head regression")
+    # the generation path takes item weights too, on its fast path only (tests/test_loss.py)
+    assert_bad_input(pricer(*common, "--prices-like", str(like_file), "--fast-path", "false"),
+                     "on the fast path only")
     assert_bad_input(pricer(*common, "--head", "regression", "--prices-like", str(like_file),
                             "--balance-prices"), "choose one of")
     assert_bad_input(pricer(*common, "--head", "regression", "--prices-like",

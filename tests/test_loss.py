@@ -1,7 +1,8 @@
 """The number-aware loss (train/loss.py, issue 20): `--loss ntl` adds Number Token Loss on the
 price's digits to cross-entropy. With weight 0 it is today's loss and LoRA gradients (fast path
 and plain SFTTrainer); a near-miss digit costs less than a far one; only the price's digits are
-touched; `pricer train --loss ntl` records the loss in the run."""
+touched; `pricer train --loss ntl` records the loss in the run. Item weights (`--prices-like`,
+`--balance-prices`) weigh each item's loss on the fast path."""
 
 import json
 
@@ -214,3 +215,38 @@ def test_the_same_numbers_as_the_ntloss_package(tokenizer):
     ours = PriceLoss("ntl-mse", 1.0, ids).number_loss(rows, targets)[0]
     theirs = ntloss.NTLossDotProduct(tokenizer, reweigh=False)(logits, labels, reduction="sum")
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+def test_item_weights_weigh_each_items_loss_and_ones_change_nothing(tiny_llama, train_file, tmp_path):
+    """The generation path with item weights (fast path, CE + NTL): weights of 1 (prices_like =
+    the training file's own prices) give today's losses and gradients; weights of 2 double the
+    first step's loss and gradients; uneven weights change the loss."""
+    settings = dict(fast_path=True, loss="ntl", loss_weight=0.3, lora_dropout=0.0,
+                    max_grad_norm=1e6)  # no clipping: it would hide the doubled gradients
+    today = trainsteps.run_steps(tiny_llama, train_file, tmp_path / "a", **settings)
+    ones = trainsteps.run_steps(tiny_llama, train_file, tmp_path / "b", prices_like=str(train_file),
+                                **settings)
+    assert ones[2].train_dataset["weight"] == pytest.approx([1.0] * 12)
+    assert_same(ones[:2], today[:2])
+    double = trainsteps.run_steps(tiny_llama, train_file, tmp_path / "c", **settings,
+                                  weigh=lambda d: d.add_column("weight", [2.0] * len(d)))
+    torch.testing.assert_close(torch.tensor(double[0][:2]), 2 * torch.tensor(today[0][:2]), **FP32)
+    for name, grad in today[1][0].items():
+        torch.testing.assert_close(double[1][0][name], 2 * grad, **FP32, msg=name)
+    balanced = trainsteps.run_steps(tiny_llama, train_file, tmp_path / "d", balance_prices=True,
+                                    **settings)
+    assert len(set(balanced[2].train_dataset["weight"])) > 1
+    assert abs(balanced[0][0] - today[0][0]) > 1e-4
+
+
+def test_item_weights_need_the_fast_path(tiny_llama, train_file, tmp_path):
+    out = tmp_path / "run"
+    assert_ok(pricer("train", "--model", tiny_llama, "--data", train_file, "--out", out,
+                     "--max-steps", "1", "--batch-size", "4", "--max-length", "96", "--loss", "ntl",
+                     "--prices-like", train_file, "--report-to", "none", "--no-eval"))
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["config"]["prices_like"] == str(train_file) and card["steps"] == 1
+    assert_bad_input(pricer("train", "--model", tiny_llama, "--data", train_file, "--out",
+                            tmp_path / "x", "--balance-prices", "--fast-path", "false", "--print-config"),
+                     "on the fast path only")
+    assert not (tmp_path / "x").exists()

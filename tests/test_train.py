@@ -227,6 +227,12 @@ def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
     assert (ntl.loss, ce.loss, ntl.max_items, ntl.holdout, ntl.holdout_pool) == ("ntl", "ce", None, 498, 997)
     differ = {k for k, v in ntl.to_dict().items() if ce.to_dict()[k] != v}
     assert differ == {"loss", "out"}
+    ntl2 = load_config("amazon-ntl-2")  # its second epoch, test-like weights, as the head's
+    assert (ntl2.init_from, ntl2.prices_like, ntl2.learning_rate) == (
+        ntl.out, second.prices_like, ntl.learning_rate / 2)
+    differ = {k for k, v in ntl.to_dict().items() if ntl2.to_dict()[k] != v}
+    assert differ == {"init_from", "prices_like", "learning_rate", "out", "frozen_cache", "max_minutes"}
+    resolve(ntl2, "cpu")  # item weights on the generation path are a valid setting
     assert load_config("configs/demo.yaml") == load_config("demo")  # the old spelling
     shown = assert_ok(pricer("train", "--config", "reference", "--print-config")).stdout
     assert "lora_alpha: 64" in shown

@@ -66,13 +66,23 @@ class EnsemblePredictor(Predictor):
         return {"path": self.path, "intercept": round(self.intercept, 6),
                 "members": [f"{m['predictor']}={w:.4f}" for m, w in zip(self.members, self.weights)]}
 
+    def _guesses(self, items) -> list[tuple[float, list]]:
+        """(weight, guesses) of every member with a weight (a member with weight 0 is not asked
+        at all); heads that share their bottom layers run them once (predict/head.py)."""
+        from pricer.predict.head import predict_heads, shared_groups
+
+        active = [(p, w) for p, w in zip(self.predictors, self.weights) if w > 0]
+        together = {}
+        for group in shared_groups([p for p, _ in active]):
+            together.update(zip(map(id, group), predict_heads(group, items)))
+        return [(w, together[id(p)] if id(p) in together else p.predict(items)) for p, w in active]
+
     def predict(self, items) -> list[float | None]:
         if not items:
             return []
         blend = np.full(len(items), self.intercept)
-        for predictor, weight in zip(self.predictors, self.weights):
-            if weight > 0:  # a member with weight 0 is not asked at all
-                blend += weight * _logs(predictor.predict(items))
+        for weight, guesses in self._guesses(items):
+            blend += weight * _logs(guesses)
         return [max(float(np.expm1(v)), 0.0) for v in blend]
 
     def predict_details(self, items) -> list[dict]:
@@ -86,12 +96,12 @@ class EnsemblePredictor(Predictor):
         p10 = p50 = p90 (docs/deals.md measures how often truths fall inside)."""
         if not items:
             return []
-        active = [(p, w) for p, w in zip(self.predictors, self.weights) if w > 0]
+        active = self._guesses(items)
         blend = np.full(len(items), self.intercept)
         spread = np.zeros(len(items))
         if active:
-            logs = np.array([_logs(p.predict(items)) for p, _ in active])  # members x items
-            weights = np.array([w for _, w in active])
+            logs = np.array([_logs(guesses) for _, guesses in active])  # members x items
+            weights = np.array([w for w, _ in active])
             for row, weight in zip(logs, weights):  # the same sum as `predict`
                 blend += weight * row
             views = self.intercept + weights.sum() * logs

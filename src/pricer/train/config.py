@@ -100,9 +100,10 @@ class TrainConfig:
                                       "in the pricer cache and reuse it at every step, epoch and "
                                       "--init-from run: auto | true | false (auto: where it gives "
                                       "the same loss; train/frozen.py).")
-    balance_prices: bool = option(False, "Regression head: weight items so that every price band "
-                                  "($0-10, 10-25, 25-50, 50-100, 100-200, 200-400, 400+) counts the same.")
-    prices_like: str | None = option(None, "Regression head: weight items so that their price "
+    balance_prices: bool = option(False, "Weight items (the head's loss, or the generation path's "
+                                  "on the fast path) so that every price band ($0-10, 10-25, "
+                                  "25-50, 50-100, 100-200, 200-400, 400+) counts the same.")
+    prices_like: str | None = option(None, "Weight items (as balance_prices) so that their price "
                                      "bands weigh like this file's items (e.g. train items known to "
                                      "be like the test split; only their prices are read).")
     init_from: str | None = option(None, "Start from this run's adapter (and head): a further "
@@ -218,10 +219,12 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.head_learning_rate > 0, "head_learning_rate must be > 0"),
         (config.num_layers is None or config.num_layers > 0, "num_layers must be > 0"),
         (config.lora_layers is None or config.lora_layers > 0, "lora_layers must be > 0"),
-        (config.head == "regression" or (config.num_layers is None and not config.balance_prices
-                                         and not config.prices_like),
-         "num_layers, balance_prices and prices_like need --head regression (an LM head after "
-         "fewer layers would write nonsense)"),
+        (config.head == "regression" or config.num_layers is None,
+         "num_layers needs --head regression (an LM head after fewer layers would write nonsense)"),
+        (config.head == "regression" or config.fast_path is not False
+         or not (config.balance_prices or config.prices_like),
+         "balance_prices and prices_like weigh the generation path's loss on the fast path only "
+         "(--fast-path auto)"),
         (not (config.balance_prices and config.prices_like),
          "choose one of balance_prices and prices_like"),
         ((config.head == "regression") == (config.eval_predictor in ("auto", "head"))

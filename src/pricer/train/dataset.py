@@ -63,11 +63,15 @@ def _fit(tokenizer, prompt: str, comp: str, max_length: int,
     raise PricerError(f"max_length {max_length} is too short for the question and the price")
 
 
-def build_dataset(items: list[Item], tokenizer, max_length: int,
-                  prompt_format: str = "2024") -> TrainData:
+def build_dataset(items: list[Item], tokenizer, max_length: int, prompt_format: str = "2024",
+                  balance_prices: bool = False, prices_like=None) -> TrainData:
     """The items with a usable price as prompt/completion pairs in `prompt_format` (a name of
-    `pricer.data.prompts.FORMATS`; its token limit, if any, applies to the description first)."""
+    `pricer.data.prompts.FORMATS`; its token limit, if any, applies to the description first).
+    With `balance_prices` or `prices_like` (prices), a `weight` column: each item's weight in
+    the loss (pricer.data.balance.item_weights, as the regression head's)."""
     from datasets import Dataset
+
+    from pricer.data.balance import item_weights
 
     fmt = named_format(prompt_format)
     eos = tokenizer.eos_token
@@ -88,6 +92,9 @@ def build_dataset(items: list[Item], tokenizer, max_length: int,
         n_truncated += short
     if not prompts:
         raise PricerError("no training item has a usable price (> 0)")
-    dataset = Dataset.from_dict({"prompt": prompts, "completion": comps})
+    columns = {"prompt": prompts, "completion": comps}
+    if balance_prices or prices_like is not None:
+        columns["weight"] = item_weights([i.price for i in kept], balance_prices, prices_like).tolist()
+    dataset = Dataset.from_dict(columns)
     return TrainData(dataset, fingerprint(kept), len(prompts), n_truncated,
                      n_skipped, n_tokens, longest)

@@ -10,6 +10,9 @@ hidden states, keeps the rows whose shifted label is not -100, and projects only
 
 exactly TRL's reduction (fp32 softmax, the Trainer's token count across gradient accumulation
 and processes), so the loss and the LoRA gradients are the plain path's (tests/test_fast_path.py).
+With item weights (`prices_like`, `balance_prices`: a `weight` column in the data set) each
+labelled token's term is multiplied by its item's weight; TRL has no per-item loss weights, so
+only this path offers them.
 Everything else (evaluation, outputs for metrics, models it does not know) goes to SFTTrainer.
 """
 
@@ -40,11 +43,22 @@ class FastSFTTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         self.number_loss = number_loss
         self.frozen = None  # a FrozenDecoder (train/frozen.py): the frozen layers read from a cache
+        if "weight" in self.train_dataset.column_names:  # item weights: the collator carries them
+            self.data_collator = WeightsCollator(self.data_collator)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "weight" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "weight"]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weights = inputs.get("weights")  # [batch]: each item's weight, or None
+        inputs = {k: v for k, v in inputs.items() if k != "weights"}
         if return_outputs or not model.training or "labels" not in inputs \
                 or self.args.loss_type != "nll" or self.label_smoother is not None \
                 or self.compute_loss_func is not None:
+            if weights is not None and model.training:
+                raise RuntimeError("item weights need the fast path's own loss")
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         base = self.accelerator.unwrap_model(model)
         base = base.get_base_model() if hasattr(base, "get_base_model") else base
@@ -55,9 +69,13 @@ class FastSFTTrainer(SFTTrainer):
         # wraps only the forward in it), the softmax in fp32: what TRL's chunked head computes
         with self.accelerator.autocast():
             logits = base.get_output_embeddings()(rows).float()
-        nll = F.cross_entropy(logits, targets[mask], reduction="sum")
+        rows_weight = None if weights is None else weights.to(logits.device)[:, None].expand_as(mask)[mask]
+        if rows_weight is None:
+            nll = F.cross_entropy(logits, targets[mask], reduction="sum")
+        else:  # each labelled token counts as much as its item
+            nll = (F.cross_entropy(logits, targets[mask], reduction="none") * rows_weight).sum()
         if self.number_loss is not None:  # CE + weight x NTL, over the same token count
-            ntl, digits = self.number_loss.number_loss(logits, targets[mask])
+            ntl, digits = self.number_loss.number_loss(logits, targets[mask], rows_weight)
             nll = nll + self.number_loss.weight * ntl
             gather = self.accelerator.gather_for_metrics
             n = gather(digits.detach()).sum()
@@ -109,3 +127,15 @@ class FastSFTTrainer(SFTTrainer):
                                          device=logits.device)).sum().item()
         self._total_train_tokens += tokens // self._tp_size
         metrics["num_tokens"] = [self._total_train_tokens]
+
+
+class WeightsCollator:
+    """The SFT collator's batch plus `weights`, each item's loss weight (its `weight` column)."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, examples: list[dict]) -> dict:
+        weights = torch.tensor([e["weight"] for e in examples], dtype=torch.float32)
+        return self.collator([{k: v for k, v in e.items() if k != "weight"} for e in examples]) \
+            | {"weights": weights}

@@ -45,7 +45,7 @@ import os
 import shutil
 import socket
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,7 @@ from torch import nn
 
 from pricer.errors import PricerError
 from pricer.models.head import HeadModel
+from pricer.models.split import bottom_fingerprint, only_layers, top
 from pricer.paths import process_alive
 
 FORMAT = "pricer-frozen/1"
@@ -77,18 +78,6 @@ def lm_of(model):
 def decoder_of(model):
     lm = lm_of(model)
     return lm.get_base_model().get_decoder() if hasattr(lm, "get_base_model") else lm.get_decoder()
-
-
-@contextmanager
-def only_layers(decoder, start: int, stop: int):
-    """Inside: the decoder runs only its layers start..stop-1 (the same modules, so hooks, LoRA
-    and weights are theirs); its own forward does the mask, positions and final norm."""
-    layers = decoder.layers
-    decoder.layers = nn.ModuleList(list(layers)[start:stop])
-    try:
-        yield
-    finally:
-        decoder.layers = layers
 
 
 @dataclass
@@ -135,10 +124,8 @@ class CachedHeadModel(HeadModel):
         if not torch.equal(lengths, attention_mask.sum(1).cpu()):
             raise PricerError(f"{cache.path}: the cached items do not match this batch's lengths")
         stored = cache.batch(rows.tolist(), attention_mask.shape[1], attention_mask.device)
-        decoder = decoder_of(self)
-        with only_layers(decoder, cache.first, len(decoder.layers)):
-            out = decoder(inputs_embeds=stored[-1], attention_mask=attention_mask,
-                          use_cache=False, output_hidden_states=True)
+        out = top(decoder_of(self), cache.first, stored[-1], attention_mask,
+                  output_hidden_states=True)
         return (*stored[:-1], *out.hidden_states)  # = the whole decoder's [states[0]:]
 
 
@@ -165,10 +152,8 @@ class FrozenDecoder:
     def last_hidden_state(self, input_ids, attention_mask, position_ids=None):
         stored = self.cache.batch(self.rows_of(input_ids, attention_mask), attention_mask.shape[1],
                                   attention_mask.device)[-1]
-        decoder = decoder_of(self.model)
-        with only_layers(decoder, self.cache.first, len(decoder.layers)):
-            return decoder(inputs_embeds=stored, attention_mask=attention_mask,
-                           position_ids=position_ids, use_cache=False).last_hidden_state
+        return top(decoder_of(self.model), self.cache.first, stored, attention_mask,
+                   position_ids).last_hidden_state
 
 
 class RowsCollator:
@@ -227,28 +212,18 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 # ---- the key --------------------------------------------------------------------------------
 
-def _bytes(tensor: torch.Tensor):
-    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-
-
 def cache_key(model, first: int, states: list[int], ids, *, model_name: str,
               max_length: int, prompt_format: str, autocast: torch.dtype | None) -> dict:
     """Everything the stored states depend on (see the module's docstring)."""
     import transformers
 
     decoder = decoder_of(model)
-    weights = hashlib.sha256()
-    above = tuple(f"layers.{i}." for i in range(first, len(decoder.layers)))
-    for name, tensor in [*decoder.named_parameters(), *decoder.named_buffers()]:
-        if not name.startswith(above):
-            weights.update(name.encode() + b"\0")
-            weights.update(_bytes(tensor))
     data = hashlib.sha256()
     for row in ids:
         data.update(np.asarray(row, dtype=np.int64).tobytes() + b"\xff" * 8)
     text = lm_of(model).config.get_text_config()
     parameter = next(decoder.parameters())
-    return {"format": FORMAT, "model": str(model_name), "frozen_weights": weights.hexdigest(),
+    return {"format": FORMAT, "model": str(model_name), "frozen_weights": bottom_fingerprint(decoder, first),
             "model_config": hashlib.sha256(text.to_json_string(use_diff=False).encode()).hexdigest(),
             "frozen_layers": first, "states": states, "weights_dtype": str(parameter.dtype),
             "autocast": str(autocast) if autocast is not None else None,

@@ -65,9 +65,11 @@ class PriceLoss:
                                 torch.arange(10, dtype=torch.float32, device=device))
         return self._on[device]
 
-    def number_loss(self, logits: torch.Tensor, targets: torch.Tensor):
-        """(sum of the unweighted NTL over the rows whose target is a digit, how many such rows:
-        both tensors), for `logits` [rows, vocab] and `targets` [rows] of labelled positions."""
+    def number_loss(self, logits: torch.Tensor, targets: torch.Tensor, row_weights=None):
+        """(sum of the NTL over the rows whose target is a digit, not yet times `self.weight`
+        (each row's term times `row_weights`, its item's weight, when given); how many such
+        rows: both tensors), for `logits` [rows, vocab] and `targets` [rows] of labelled
+        positions."""
         ids, values = self._tensors(logits.device)
         match = targets.unsqueeze(-1) == ids  # [rows, 10]
         digit = match.any(-1)
@@ -79,6 +81,8 @@ class PriceLoss:
             per = (p * (values - truth.unsqueeze(-1)).abs()).sum(-1)
         else:
             per = ((p * values).sum(-1) - truth) ** 2
+        if row_weights is not None:
+            per = per * row_weights[digit].to(per.dtype)
         return per.sum(), digit.sum()
 
     def __call__(self, outputs, labels, num_items_in_batch=None):

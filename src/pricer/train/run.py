@@ -129,6 +129,9 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     if use_fast and not fast.applies(model):
         raise PricerError(f"fast_path: {config.model} transforms its logits or is a mixture of "
                           "experts; use --fast-path auto or false")
+    if "weight" in dataset.column_names and not use_fast:
+        raise PricerError("balance_prices and prices_like weigh the generation path's loss on the "
+                          f"fast path only, which {config.model} cannot take")
     number_loss = loss.trainer_args(config, tokenizer, use_fast)  # --loss ntl (train/loss.py)
     try:
         trainer = (fast.FastSFTTrainer if use_fast else SFTTrainer)(model=model, args=sft_config(config, **args), train_dataset=dataset,
@@ -211,18 +214,18 @@ def resume_point(config: TrainConfig, fingerprint: str) -> tuple[str, list[str]]
 def build_data(config: TrainConfig, items, tokenizer):
     """(the run's training data, the head's log-price mean and std): prompt/completion pairs for
     the generation recipe, token ids + labels for `head: regression` (train/head.py)."""
+    from pricer.data.balance import prices_like
     from pricer.train.dataset import build_dataset
 
+    like = prices_like(config.prices_like) if config.prices_like else None
     if config.head == "regression":
         from pricer.train.head import build_head_dataset
 
-        from pricer.data.balance import prices_like
-
         data = build_head_dataset(items, tokenizer, config.max_length, config.prompt_format,
-                                  config.balance_prices,
-                                  prices_like(config.prices_like) if config.prices_like else None)
+                                  config.balance_prices, like)
         return data, (data.log_mean, data.log_std)
-    return build_dataset(items, tokenizer, config.max_length, config.prompt_format), (0.0, 1.0)
+    return build_dataset(items, tokenizer, config.max_length, config.prompt_format,
+                         config.balance_prices, like), (0.0, 1.0)
 
 
 def items_needed(config: TrainConfig, processes: int) -> int | None:
