@@ -43,7 +43,7 @@ class FastSFTTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         self.number_loss = number_loss
         self.frozen = None  # a FrozenDecoder (train/frozen.py): the frozen layers read from a cache
-        if "weight" in self.train_dataset.column_names:  # item weights: the collator carries them
+        if "weight" in (getattr(self.train_dataset, "column_names", None) or ()):  # item weights
             self.data_collator = WeightsCollator(self.data_collator)
 
     def _set_signature_columns_if_needed(self):
