@@ -129,7 +129,7 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     if use_fast and not fast.applies(model):
         raise PricerError(f"fast_path: {config.model} transforms its logits or is a mixture of "
                           "experts; use --fast-path auto or false")
-    if "weight" in dataset.column_names and not use_fast:
+    if "weight" in (getattr(dataset, "column_names", None) or ()) and not use_fast:
         raise PricerError("balance_prices and prices_like weigh the generation path's loss on the "
                           f"fast path only, which {config.model} cannot take")
     number_loss = loss.trainer_args(config, tokenizer, use_fast)  # --loss ntl (train/loss.py)
