@@ -30,20 +30,27 @@ def only_layers(decoder, start: int, stop: int):
         decoder.layers = layers
 
 
-def bottom(decoder, first: int, input_ids, attention_mask) -> torch.Tensor:
-    """Hidden state `first` (the output of layer first-1, before the final norm) for a batch."""
+def bottom_states(decoder, first: int, states: list[int], input_ids, attention_mask) -> list:
+    """Hidden states `states` (each 1..first: state s is the output of layer s-1, before the final
+    norm) for a batch, running only layers 0..first-1."""
     grabbed = []
 
     def keep(module, args, output):  # returns None: the output goes on unchanged
         grabbed.append(output[0] if isinstance(output, tuple) else output)
 
-    hook = decoder.layers[first - 1].register_forward_hook(keep)
+    hooks = [decoder.layers[s - 1].register_forward_hook(keep) for s in states]
     try:
         with only_layers(decoder, 0, first):
             decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     finally:
-        hook.remove()
-    return grabbed[-1]
+        for hook in hooks:
+            hook.remove()
+    return grabbed
+
+
+def bottom(decoder, first: int, input_ids, attention_mask) -> torch.Tensor:
+    """Hidden state `first` (the output of layer first-1, before the final norm) for a batch."""
+    return bottom_states(decoder, first, [first], input_ids, attention_mask)[0]
 
 
 def top(decoder, first: int, hidden: torch.Tensor, attention_mask, position_ids=None,

@@ -55,7 +55,7 @@ from torch import nn
 
 from pricer.errors import PricerError
 from pricer.models.head import HeadModel
-from pricer.models.split import bottom_fingerprint, only_layers, top
+from pricer.models.split import bottom_fingerprint, bottom_states, top
 from pricer.paths import process_alive
 
 FORMAT = "pricer-frozen/1"
@@ -304,25 +304,16 @@ def build(model, first: int, states: list[int], ids, pad_id: int, key: dict,
     device = next(decoder.parameters()).device
     lengths = np.array([len(r) for r in ids], dtype=np.int64)
     index = np.stack([np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths], axis=1)
-    grabbed: list[torch.Tensor] = []
-    hooks = []
-
-    def keep(module, args, output):
-        grabbed.append(output[0] if isinstance(output, tuple) else output)
-
-    for s in states:  # hidden state s is the output of layer s-1
-        hooks.append(decoder.layers[s - 1].register_forward_hook(keep))
     hidden, dtype = None, None
     order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
     training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _autocast(device, autocast), only_layers(decoder, 0, first):
+        with torch.no_grad(), _autocast(device, autocast):
             for at in range(0, len(order), BUILD_BATCH):
                 chunk = order[at:at + BUILD_BATCH].tolist()
                 batch, mask = pad_right([ids[r] for r in chunk], pad_id)
-                grabbed.clear()
-                decoder(input_ids=batch.to(device), attention_mask=mask.to(device), use_cache=False)
+                grabbed = bottom_states(decoder, first, states, batch.to(device), mask.to(device))
                 if hidden is None:
                     dtype = grabbed[0].dtype
                     stored = np.uint16 if dtype == torch.bfloat16 else torch.empty(0, dtype=dtype).numpy().dtype
@@ -331,8 +322,6 @@ def build(model, first: int, states: list[int], ids, pad_id: int, key: dict,
                         shape=(len(states), int(lengths.sum()), grabbed[0].shape[-1]))
                 _write_rows(hidden, grabbed, chunk, index)
     finally:
-        for hook in hooks:
-            hook.remove()
         model.train(training)
     hidden.flush()
     del hidden
