@@ -15,12 +15,20 @@ seed and data order in both, so the logged losses must agree (printed as their l
 difference). Prints ONE JSON line: items/s and items per CPU-second of each epoch of each run,
 the cache's build time and size, the second epoch's speed-up, the machine (lscpu model name,
 AVX512-BF16/AMX, cores) and the load average around each run; `--out` writes it to a file too.
+
+`--baseline REV` first trains the same two epochs with the code of commit REV (a temporary git
+worktree, in a child process; e.g. 0334d7b, the code of the day issue 19 was filed, before
+the cache, the CPU dropout masks and the plain attention for CPU training), so that the second
+epoch's speed-up since then is a ratio measured in this same run too
+(`second_epoch_speedup_since_baseline`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,11 +67,12 @@ def run(recipe: str, items_file: Path, n_items: int, cache: bool, work: Path,
             self.epochs.append({"seconds": round(wall, 1), "items_per_s": round(n_items / wall, 3),
                                 "items_per_cpu_s": round(n_items / cpu, 3)})
 
-    name = "cache" if cache else "no_cache"
+    name = {True: "cache", False: "no_cache", None: "baseline"}[cache]
     config = resolve(load_config(recipe, {
         "data": str(items_file), "out": str(work / name), "holdout": 0, "epochs": 2,
         "eval": False, "report_to": "none", "save_steps": 10 ** 6, "max_minutes": 10 ** 6,
-        "frozen_cache": cache, "threads": threads, "max_items": None}
+        "threads": threads, "max_items": None}
+        | ({} if cache is None else {"frozen_cache": cache})  # None: code from before the cache
         | ({"loss": loss} if loss else {})
         | ({"logging_steps": logging_steps} if logging_steps else {})), None)
     if config.threads:
@@ -83,7 +92,7 @@ def run(recipe: str, items_file: Path, n_items: int, cache: bool, work: Path,
     return {"epochs": clock.epochs, "setup_s": round(setup_s, 1),
             "cache_build_s": round(frozen.built_s, 1) if frozen is not None and frozen.built_s else None,
             "cache_mb": round(frozen.hidden.nbytes / 2 ** 20, 1) if frozen is not None else None,
-            "note": trainer.frozen_note, "bf16_autocast": bool(config.bf16),
+            "note": getattr(trainer, "frozen_note", None), "bf16_autocast": bool(config.bf16),
             "losses": [log["loss"] for log in trainer.state.log_history if "loss" in log],
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()], "items": data.n_items,
@@ -99,8 +108,21 @@ def main() -> None:
     parser.add_argument("--logging-steps", type=int, default=None,
                         help="log the loss every N steps (default: the config's)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also train with the code of this commit, first (e.g. 0334d7b)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # SRC,ITEMS_FILE,WORK
     parser.add_argument("--out", type=Path, default=None)
     options = parser.parse_args()
+    more = (options.threads, options.loss, options.logging_steps)
+    if options.child:  # the baseline's side, run with another commit's source
+        src, items_file, work = options.child.split(",")
+        sys.path.insert(0, src)
+        import pricer
+
+        if not Path(pricer.__file__).resolve().is_relative_to(Path(src).resolve()):
+            raise SystemExit(f"the baseline imported {pricer.__file__}, not the code in {src}")
+        print(json.dumps(run(options.config, Path(items_file), options.items, None, Path(work), *more)))
+        return
     sys.path.insert(0, str(ROOT / "src"))
     from pricer.train import frozen
 
@@ -111,8 +133,10 @@ def main() -> None:
             items_file.write_text("".join(line for _, line in zip(range(options.items), source)))
         frozen.cache_root = lambda: work / "frozen"  # a fresh cache: its build is measured
         started = datetime.now(timezone.utc)
+        baseline = None
+        if options.baseline:
+            baseline = run_baseline(options, items_file, work)
         args = (items_file, options.items)
-        more = (options.threads, options.loss, options.logging_steps)
         without = run(options.config, *args, False, work, *more)
         with_cache = run(options.config, *args, True, work, *more)
     a, b = without.pop("losses"), with_cache.pop("losses")
@@ -131,7 +155,38 @@ def main() -> None:
                                                 / second[0]["items_per_cpu_s"], 2),
         "logged_losses": len(a), "losses_max_relative_difference": worst,
     }
+    if baseline:
+        baseline.pop("losses", None)
+        old = baseline["epochs"][1]
+        result |= {"baseline": baseline,
+                   "second_epoch_speedup_since_baseline": round(second[1]["items_per_s"]
+                                                                / old["items_per_s"], 2),
+                   "second_epoch_speedup_since_baseline_per_cpu_s": round(
+                       second[1]["items_per_cpu_s"] / old["items_per_cpu_s"], 2)}
     emit(result, options.out)
+
+
+def run_baseline(options, items_file: Path, work: Path) -> dict:
+    """The same two epochs with commit `options.baseline`'s code: a git worktree in `work`, this
+    script run in it as a child process (its own imports, nothing shared with this one)."""
+    tree = work / "baseline-tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
+                    options.baseline], check=True, capture_output=True)
+    try:
+        revision = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+        command = [sys.executable, str(Path(__file__).resolve()), "--config", options.config,
+                   "--items", str(options.items), "--child", f"{tree / 'src'},{items_file},{work}"]
+        for flag, value in (("--threads", options.threads), ("--loss", options.loss),
+                            ("--logging-steps", options.logging_steps)):
+            if value is not None:
+                command += [flag, str(value)]
+        done = subprocess.run(command, check=True, capture_output=True, text=True,
+                              env=os.environ | {"PYTHONPATH": str(tree / "src")})
+        return {"commit": revision, **json.loads(done.stdout.strip().splitlines()[-1])}
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                       capture_output=True)
 
 
 if __name__ == "__main__":

@@ -113,15 +113,29 @@ async def load(url: str, texts: list[str], clients: int, requests: int, deadline
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        before = batch_sizes((await client.get(url + "/metrics")).text)
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(clients)))
         seconds = time.perf_counter() - started
+        after = batch_sizes((await client.get(url + "/metrics")).text)
     done = len(latencies)
     q = statistics.quantiles(latencies, n=100) if done > 1 else [0.0] * 99
     errors = sum(n for code, n in statuses.items() if code not in (200, "200-no-price"))
     return {"clients": clients, "requests": done, "seconds": round(seconds, 1),
             "items_per_s": round(done / seconds, 2), "p50_ms": round(q[49] * 1000, 1),
-            "p99_ms": round(q[98] * 1000, 1), "errors": errors, "statuses": {str(k): v for k, v in statuses.items()}}
+            "p99_ms": round(q[98] * 1000, 1), "errors": errors, "statuses": {str(k): v for k, v in statuses.items()},
+            "batches": {key: after[key] - before[key] for key in after}}
+
+
+def batch_sizes(metrics: str) -> dict:
+    """The server's batches so far (its /metrics): how many, their items, how many of <= 16."""
+    values = {}
+    for line in metrics.splitlines():
+        for key, prefix in (("count", "pricer_batch_size_count "), ("items", "pricer_batch_size_sum "),
+                            ("at_most_16_items", 'pricer_batch_size_bucket{le="16.0"} ')):
+            if line.startswith(prefix):
+                values[key] = int(float(line[len(prefix):]))
+    return {key: values.get(key, 0) for key in ("count", "items", "at_most_16_items")}
 
 
 async def faults(url: str, text: str) -> dict:

@@ -59,6 +59,7 @@ def main() -> None:
                              "p99_ms": r["micro_batching"]["p99_ms"],
                              "errors": r["micro_batching"]["errors"],
                              "requests": r["micro_batching"]["requests"],
+                             "batches": r["micro_batching"]["batches"],
                              "one_at_a_time_items_per_s": r["one_at_a_time"]["items_per_s"],
                              "faults": r["faults"]} for name, r in rows.items()}}, args.out)
 

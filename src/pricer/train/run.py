@@ -108,6 +108,7 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
 
     from pricer.models.load import load_model, load_run_weights
     from pricer.train import fast, loss
+    from pricer.train.dropout import use_fast_dropout
 
     if model is None:
         # fresh: a 4-bit model that has already run inference on an AVX512-BF16 CPU has
@@ -124,6 +125,7 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
         trainer.remove_callback(PrinterCallback)
         if config.init_from:
             load_run_weights(trainer.model, config.init_from)
+        use_fast_dropout(trainer.model)  # dropout masks drawn faster on a CPU (train/dropout.py)
         return trainer
     use_fast = fast.applies(model) if config.fast_path == "auto" else config.fast_path
     if use_fast and not fast.applies(model):
@@ -149,6 +151,7 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
     from pricer.train.frozen import use_frozen_decoder
 
     trainer.frozen_note = use_frozen_decoder(config, trainer, use_fast)
+    use_fast_dropout(trainer.model)  # dropout masks drawn faster on a CPU (train/dropout.py)
     return trainer
 
 
