@@ -258,10 +258,51 @@ def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
     adaptive = Slow()
     asyncio.run(clients(adaptive))
     assert adaptive.calls[1:] == [8] * (len(adaptive.calls) - 1), adaptive.calls  # full batches
-    monkeypatch.setattr(batching, "WINDOW_SHARE", 0.0)  # a fixed 5 ms window
+    monkeypatch.setattr(batching, "WINDOW_SHARE", 0.0)  # a fixed 5 ms window,
+    monkeypatch.setattr(batching, "STRETCH_SHARE", 0.0)  # never stretched
     fixed = Slow()
     asyncio.run(clients(fixed))
     assert min(fixed.calls[1:]) < 8 and len(fixed.calls) > len(adaptive.calls), fixed.calls
+
+
+def test_the_window_stretches_while_requests_keep_arriving(monkeypatch):
+    """Clients answered together come back one after another, 12 ms apart (the last 94 ms after
+    the first): past the 5 % window (50 ms of a 1 s batch). While they keep arriving within
+    QUIET_S (20 ms) the window stretches (up to 25 %), so every batch after the first is full;
+    without the stretch, the late ones miss the batch and wait a whole other one."""
+    import asyncio
+
+    from pricer.serve import batcher as batching
+
+    class Slow(Predictor):
+        name = "slow"
+
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, prompts):
+            self.calls.append(len(prompts))
+            time.sleep(1.0)
+            return [1.0] * len(prompts)
+
+    async def clients(slow, rounds=3, n=8):
+        b = batching.MicroBatcher(slow, max_batch=n, window_s=0.005)
+
+        async def client(i):
+            for _ in range(rounds):
+                await b.submit([f"item {i}"])
+                await asyncio.sleep(0.010 + 0.012 * i)  # the client's round trip
+
+        await asyncio.gather(*(client(i) for i in range(n)))
+        await b.close()
+
+    stretched = Slow()
+    asyncio.run(clients(stretched))
+    assert stretched.calls[1:] == [8] * (len(stretched.calls) - 1), stretched.calls
+    monkeypatch.setattr(batching, "STRETCH_SHARE", batching.WINDOW_SHARE)  # no stretch
+    fixed = Slow()
+    asyncio.run(clients(fixed))
+    assert min(fixed.calls[1:]) < 8 and len(fixed.calls) > len(stretched.calls), fixed.calls
 
 
 # ---- `pricer serve`: any predictor, made as pricer eval makes it ----
