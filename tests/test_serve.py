@@ -225,10 +225,10 @@ def test_a_client_that_hangs_up_is_dropped_and_counted():
         thread.join(timeout=30)
 
 
-def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
-    """Clients answered by one batch send their next request 10-31 ms later (staggered). With a
-    fixed 5 ms window a slow predictor (1 s a batch) then gets alternating small and large
-    batches; a window of 5 % of the last batch's time (50 ms) gathers them all into one."""
+def batches_of_staggered_clients(step_s: float, rounds: int = 3, n: int = 8) -> list[int]:
+    """The batch sizes a MicroBatcher (max_batch n, 5 ms window) gives a predictor taking 1 s a
+    batch when n clients send `rounds` requests each, client i coming back 10 ms + i * step_s
+    after its answer (their round trips, staggered)."""
     import asyncio
 
     from pricer.serve import batcher as batching
@@ -244,25 +244,35 @@ def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
             time.sleep(1.0)
             return [1.0] * len(prompts)
 
-    async def clients(slow, rounds=3, n=8):
+    slow = Slow()
+
+    async def clients():
         b = batching.MicroBatcher(slow, max_batch=n, window_s=0.005)
 
         async def client(i):
             for _ in range(rounds):
                 await b.submit([f"item {i}"])
-                await asyncio.sleep(0.010 + 0.003 * i)  # the client's round trip
+                await asyncio.sleep(0.010 + step_s * i)
 
         await asyncio.gather(*(client(i) for i in range(n)))
         await b.close()
 
-    adaptive = Slow()
-    asyncio.run(clients(adaptive))
-    assert adaptive.calls[1:] == [8] * (len(adaptive.calls) - 1), adaptive.calls  # full batches
+    asyncio.run(clients())
+    return slow.calls
+
+
+def test_the_window_grows_with_slow_batches_so_they_fill(monkeypatch):
+    """Clients answered by one batch send their next request 10-31 ms later (staggered). With a
+    fixed 5 ms window a slow predictor (1 s a batch) then gets alternating small and large
+    batches; a window of 5 % of the last batch's time (50 ms) gathers them all into one."""
+    from pricer.serve import batcher as batching
+
+    adaptive = batches_of_staggered_clients(0.003)
+    assert adaptive[1:] == [8] * (len(adaptive) - 1), adaptive  # full batches
     monkeypatch.setattr(batching, "WINDOW_SHARE", 0.0)  # a fixed 5 ms window,
     monkeypatch.setattr(batching, "STRETCH_SHARE", 0.0)  # never stretched
-    fixed = Slow()
-    asyncio.run(clients(fixed))
-    assert min(fixed.calls[1:]) < 8 and len(fixed.calls) > len(adaptive.calls), fixed.calls
+    fixed = batches_of_staggered_clients(0.003)
+    assert min(fixed[1:]) < 8 and len(fixed) > len(adaptive), fixed
 
 
 def test_the_window_stretches_while_requests_keep_arriving(monkeypatch):
@@ -270,39 +280,13 @@ def test_the_window_stretches_while_requests_keep_arriving(monkeypatch):
     the first): past the 5 % window (50 ms of a 1 s batch). While they keep arriving within
     QUIET_S (20 ms) the window stretches (up to 25 %), so every batch after the first is full;
     without the stretch, the late ones miss the batch and wait a whole other one."""
-    import asyncio
-
     from pricer.serve import batcher as batching
 
-    class Slow(Predictor):
-        name = "slow"
-
-        def __init__(self):
-            self.calls = []
-
-        def predict(self, prompts):
-            self.calls.append(len(prompts))
-            time.sleep(1.0)
-            return [1.0] * len(prompts)
-
-    async def clients(slow, rounds=3, n=8):
-        b = batching.MicroBatcher(slow, max_batch=n, window_s=0.005)
-
-        async def client(i):
-            for _ in range(rounds):
-                await b.submit([f"item {i}"])
-                await asyncio.sleep(0.010 + 0.012 * i)  # the client's round trip
-
-        await asyncio.gather(*(client(i) for i in range(n)))
-        await b.close()
-
-    stretched = Slow()
-    asyncio.run(clients(stretched))
-    assert stretched.calls[1:] == [8] * (len(stretched.calls) - 1), stretched.calls
+    stretched = batches_of_staggered_clients(0.012)
+    assert stretched[1:] == [8] * (len(stretched) - 1), stretched
     monkeypatch.setattr(batching, "STRETCH_SHARE", batching.WINDOW_SHARE)  # no stretch
-    fixed = Slow()
-    asyncio.run(clients(fixed))
-    assert min(fixed.calls[1:]) < 8 and len(fixed.calls) > len(stretched.calls), fixed.calls
+    fixed = batches_of_staggered_clients(0.012)
+    assert min(fixed[1:]) < 8 and len(fixed) > len(stretched), fixed
 
 
 # ---- `pricer serve`: any predictor, made as pricer eval makes it ----
