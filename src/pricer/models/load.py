@@ -244,10 +244,6 @@ def load_model(model: str, adapter: str | None = None, precision: str = "auto",
                        trust_remote_code=trust_remote_code)
     if for_training and precision_of(loaded) == "4bit":
         keep_trainable_4bit(loaded)
-    if for_training and loaded.device.type == "cpu":
-        # SDPA's CPU backward on padded rows of 128-160 tokens was 11 % of a cached head step,
-        # the plain attention's products are 4 % (docs/train.md, profile_head_step)
-        loaded.set_attn_implementation("eager")
     if adapter:
         loaded = attach_adapter(loaded, adapter, adapter_revision, allow_pickle, for_training)
     if not for_training:

@@ -115,6 +115,10 @@ def build_trainer(config: TrainConfig, tokenizer, dataset, *, model=None, device
         # repacked weights and would get no LoRA gradients (models/quant.py)
         model, _ = load_model(config.model, precision=config.precision, for_training=True,
                               device=device)
+    if model.device.type == "cpu":  # before the frozen-layer cache, whose key names the attention
+        # SDPA's CPU backward on padded rows of 128-160 tokens was 11 % of a cached head step,
+        # the plain attention's products are 4 % (docs/train.md, profile_head_step)
+        model.set_attn_implementation("eager")
     layers = config.num_layers or model.config.get_text_config().num_hidden_layers
     if config.head == "regression":
         from pricer.train.head import build_head_trainer
